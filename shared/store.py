@@ -1,0 +1,403 @@
+"""The store: the only module that issues database queries.
+
+Tasks and the CLI call its methods (`create_job`, `record_epoch`, `job_status`, ...), never raw sessions.
+SQLite runs in WAL mode with a busy timeout; write transactions begin IMMEDIATE so concurrent writers queue
+on the lock instead of failing with "database is locked" on a read-to-write upgrade.
+"""
+from __future__ import annotations
+
+import fcntl
+import functools
+import re
+import secrets
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import create_engine, delete, event, exists, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.models import FINISHED, Artifact, Epoch, Job, Run, utcnow
+
+JOB_ID_RE = re.compile(r"^[0-9a-f]{12}$")
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+EPOCH_FIELDS = ("lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
+
+
+class StoreError(Exception):
+    """Base class of the store's user-facing errors."""
+
+
+class InvalidJobId(StoreError, ValueError):
+    pass
+
+
+class JobNotFound(StoreError, LookupError):
+    pass
+
+
+def validate_job_id(job_id: str) -> str:
+    """Job ids are 12 lowercase hex digits; anything else is refused before it reaches a query or a path."""
+    if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
+        raise InvalidJobId(f"invalid job id {job_id!r}: expected 12 lowercase hex digits, e.g. 3f9c0a1b2d4e")
+    return job_id
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
+        value = value.replace(tzinfo=timezone.utc)
+    return value.isoformat(timespec="seconds")
+
+
+def _retry_locked(fn):
+    """Retry a write a few times if SQLite's busy timeout still expired under heavy contention."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        delay = 0.05
+        for attempt in range(8):
+            try:
+                return fn(*args, **kwargs)
+            except OperationalError as exc:
+                if "locked" not in str(exc).lower() and "busy" not in str(exc).lower() or attempt == 7:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    return wrapper
+
+
+def _make_engine(url: str, *, immediate: bool) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # let the "begin" hook below choose BEGIN's flavour
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Store:
+    def __init__(self, url: str, *, migrate: bool = True):
+        self.url = url
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = _make_engine(url, immediate=True)
+        self._reader = _make_engine(url, immediate=False) if url.startswith("sqlite") else self._writer
+        self._write_session = sessionmaker(self._writer, expire_on_commit=False)
+        self._read_session = sessionmaker(self._reader, expire_on_commit=False)
+        if migrate:
+            self.upgrade()
+
+    # -- schema -------------------------------------------------------------------------------------------
+    def upgrade(self) -> None:
+        """Apply Alembic migrations up to head (serialised across processes for SQLite by a file lock)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        with self._migration_lock(), self._writer.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if not self.url.startswith("sqlite:///"):
+            yield
+            return
+        lock_path = Path(self.url.removeprefix("sqlite:///") + ".migrate.lock")
+        with open(lock_path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def schema_revision(self) -> str | None:
+        with self._reader.connect() as conn:
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+    def dispose(self) -> None:
+        self._writer.dispose()
+        self._reader.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with self._write_session.begin() as session:
+            yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with self._read_session() as session:
+            yield session
+
+    # -- jobs -----------------------------------------------------------------------------------------------
+    @_retry_locked
+    def create_job(self, kind: str, params: dict, runs: list[dict]) -> str:
+        """Create a queued job and its runs. `runs`: dicts with name, config, epochs_total and optional role."""
+        job_id = secrets.token_hex(6)
+        with self._write() as s:
+            job = Job(id=job_id, kind=kind, params=params, state="queued", created_at=utcnow(),
+                      cancel_requested=False, finalize_claimed=False)
+            job.runs = [Run(name=r["name"], role=r.get("role", "run"), config=r["config"], state="queued",
+                            epochs_total=int(r["epochs_total"]), epochs_done=0, attempts=0) for r in runs]
+            s.add(job)
+        return job_id
+
+    @_retry_locked
+    def add_run(self, job_id: str, name: str, config: dict, epochs_total: int, role: str = "run") -> int:
+        """Add a run to an existing job (e.g. the sweep's final retrain); returns the existing id if present."""
+        with self._write() as s:
+            existing = s.scalar(select(Run).where(Run.job_id == job_id, Run.name == name))
+            if existing is not None:
+                return existing.id
+            run = Run(job_id=job_id, name=name, role=role, config=config, state="queued",
+                      epochs_total=epochs_total, epochs_done=0, attempts=0)
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def _job(self, s: Session, job_id: str) -> Job:
+        job = s.get(Job, validate_job_id(job_id))
+        if job is None:
+            raise JobNotFound(f"no job {job_id} in {self._safe_url()}")
+        return job
+
+    def _safe_url(self) -> str:
+        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", self.url)
+
+    def job_exists(self, job_id: str) -> bool:
+        with self._read() as s:
+            return s.get(Job, validate_job_id(job_id)) is not None
+
+    @_retry_locked
+    def mark_job_running(self, job_id: str) -> None:
+        with self._write() as s:
+            job = self._job(s, job_id)
+            if job.state == "queued":
+                job.state, job.started_at = "running", utcnow()
+
+    @_retry_locked
+    def finish_job(self, job_id: str, state: str, *, result: dict | None = None, error: str | None = None) -> None:
+        assert state in FINISHED, state
+        with self._write() as s:
+            job = self._job(s, job_id)
+            job.state, job.finished_at = state, utcnow()
+            job.started_at = job.started_at or job.finished_at
+            if result is not None:
+                job.result = result
+            if error is not None:
+                job.error = error
+
+    @_retry_locked
+    def request_cancel(self, job_id: str) -> str:
+        """Flag the job; queued runs are cancelled at once, running ones stop at their next epoch boundary.
+        Returns the job's state afterwards."""
+        with self._write() as s:
+            job = self._job(s, job_id)
+            if job.state in FINISHED:
+                return job.state
+            job.cancel_requested = True
+            now = utcnow()
+            for run in job.runs:
+                if run.state == "queued":
+                    run.state, run.finished_at = "cancelled", now
+            if all(r.state in FINISHED for r in job.runs):
+                job.state, job.finished_at = "cancelled", now
+            return job.state
+
+    def cancel_requested(self, job_id: str) -> bool:
+        with self._read() as s:
+            return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+    @_retry_locked
+    def claim_finalize(self, job_id: str) -> bool:
+        """True for exactly one caller, once every parallel run of the job has ended."""
+        pending = exists().where(Run.job_id == job_id, Run.role == "run", Run.state.not_in(FINISHED))
+        with self._write() as s:
+            res = s.execute(update(Job).where(Job.id == job_id, Job.finalize_claimed.is_(False), ~pending)
+                            .values(finalize_claimed=True))
+            return res.rowcount == 1
+
+    # -- runs -----------------------------------------------------------------------------------------------
+    @_retry_locked
+    def start_run(self, run_id: int, worker: str) -> dict | None:
+        """Mark a run running and return it (as `run_info`), or None if it has already ended
+        (a redelivered task after success, or a run cancelled while queued)."""
+        with self._write() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise LookupError(f"no run {run_id}")
+            if run.state in FINISHED:
+                return None
+            now = utcnow()
+            run.state, run.worker, run.attempts = "running", worker, run.attempts + 1
+            run.started_at, run.heartbeat_at = run.started_at or now, now
+            job = run.job
+            if job.state == "queued":
+                job.state, job.started_at = "running", now
+            return self._run_info(run)
+
+    def run_info(self, run_id: int) -> dict:
+        with self._read() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise LookupError(f"no run {run_id}")
+            return self._run_info(run)
+
+    @staticmethod
+    def _run_info(run: Run) -> dict:
+        return {"run_id": run.id, "job_id": run.job_id, "name": run.name, "role": run.role,
+                "config": dict(run.config), "state": run.state, "epochs_total": run.epochs_total,
+                "epochs_done": run.epochs_done, "attempts": run.attempts, "result": run.result,
+                "error": run.error, "worker": run.worker}
+
+    @_retry_locked
+    def record_epoch(self, run_id: int, report: dict[str, Any]) -> None:
+        """Store one epoch's metrics; recording the same (run, epoch) again replaces the row."""
+        epoch = int(report["epoch"])
+        values = {k: (None if report.get(k) is None else float(report[k])) for k in EPOCH_FIELDS}
+        with self._write() as s:
+            s.execute(delete(Epoch).where(Epoch.run_id == run_id, Epoch.epoch == epoch))
+            s.add(Epoch(run_id=run_id, epoch=epoch, recorded_at=utcnow(), **values))
+            s.flush()
+            done = s.scalar(select(func.count()).select_from(Epoch).where(Epoch.run_id == run_id))
+            s.execute(update(Run).where(Run.id == run_id).values(epochs_done=done, heartbeat_at=utcnow()))
+
+    @_retry_locked
+    def truncate_epochs(self, run_id: int, after_epoch: int) -> None:
+        """Drop rows past `after_epoch` (a run resumed from an earlier checkpoint will record them again)."""
+        with self._write() as s:
+            s.execute(delete(Epoch).where(Epoch.run_id == run_id, Epoch.epoch > after_epoch))
+            done = s.scalar(select(func.count()).select_from(Epoch).where(Epoch.run_id == run_id))
+            s.execute(update(Run).where(Run.id == run_id).values(epochs_done=done))
+
+    @_retry_locked
+    def finish_run(self, run_id: int, state: str, *, result: dict | None = None, error: str | None = None) -> None:
+        assert state in FINISHED, state
+        with self._write() as s:
+            run = s.get(Run, run_id)
+            run.state, run.finished_at = state, utcnow()
+            if result is not None:
+                run.result = result
+            if error is not None:
+                run.error = error
+
+    def running_on(self, worker: str) -> int:
+        """How many runs a worker host is running now (used to size BLAS thread pools)."""
+        with self._read() as s:
+            return s.scalar(select(func.count()).select_from(Run)
+                            .where(Run.state == "running", Run.worker == worker)) or 0
+
+    def runs(self, job_id: str) -> list[dict]:
+        with self._read() as s:
+            return [self._run_info(r) for r in self._job(s, job_id).runs]
+
+    # -- epochs -----------------------------------------------------------------------------------------------
+    def epochs(self, job_id: str, run: str | int | None = None) -> list[dict]:
+        """Epoch rows of a job (optionally one run, by name or id), ordered by run then epoch."""
+        with self._read() as s:
+            job = self._job(s, job_id)
+            q = (select(Run.id, Run.name, Epoch).join(Epoch, Epoch.run_id == Run.id)
+                 .where(Run.job_id == job.id).order_by(Run.id, Epoch.epoch))
+            if run is not None:
+                names = {r.name: r.id for r in job.runs}
+                ids = set(names.values())
+                run_id = names.get(str(run)) or (int(run) if str(run).isdigit() and int(run) in ids else None)
+                if run_id is None:
+                    raise LookupError(f"job {job_id} has no run {run!r}; runs: {', '.join(names)}")
+                q = q.where(Run.id == run_id)
+            return [{"run_id": rid, "run": name, "epoch": e.epoch, **{k: getattr(e, k) for k in EPOCH_FIELDS}}
+                    for rid, name, e in s.execute(q)]
+
+    # -- artifacts ----------------------------------------------------------------------------------------------
+    @_retry_locked
+    def record_artifact(self, job_id: str, path: str, size: int, sha256: str) -> None:
+        with self._write() as s:
+            s.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.path == path))
+            s.add(Artifact(job_id=job_id, path=path, size=size, sha256=sha256, created_at=utcnow()))
+
+    def artifacts(self, job_id: str) -> list[dict]:
+        with self._read() as s:
+            job = self._job(s, job_id)
+            rows = s.scalars(select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.path))
+            return [{"path": a.path, "size": a.size, "sha256": a.sha256} for a in rows]
+
+    # -- reading jobs back ----------------------------------------------------------------------------------------
+    def job_status(self, job_id: str) -> dict:
+        with self._read() as s:
+            job = self._job(s, job_id)
+            best = dict(s.execute(select(Epoch.run_id, func.max(Epoch.val_accuracy))
+                                  .join(Run, Run.id == Epoch.run_id).where(Run.job_id == job.id)
+                                  .group_by(Epoch.run_id)).all())
+            last = {}
+            for run_id, acc, secs in s.execute(
+                    select(Epoch.run_id, Epoch.val_accuracy, Epoch.seconds).join(Run, Run.id == Epoch.run_id)
+                    .where(Run.job_id == job.id).order_by(Epoch.run_id, Epoch.epoch)):
+                last[run_id] = (acc, secs)
+            mean_secs = dict(s.execute(select(Epoch.run_id, func.avg(Epoch.seconds))
+                                       .join(Run, Run.id == Epoch.run_id).where(Run.job_id == job.id)
+                                       .group_by(Epoch.run_id)).all())
+            runs = []
+            for r in job.runs:
+                runs.append({
+                    "run_id": r.id, "name": r.name, "role": r.role, "config": r.config, "state": r.state,
+                    "epochs_done": r.epochs_done, "epochs_total": r.epochs_total,
+                    "best_val_accuracy": best.get(r.id), "last_val_accuracy": last.get(r.id, (None,))[0],
+                    "mean_epoch_seconds": mean_secs.get(r.id), "error": r.error, "result": r.result,
+                    "worker": r.worker, "attempts": r.attempts, "started_at": _iso(r.started_at),
+                    "heartbeat_at": _iso(r.heartbeat_at), "finished_at": _iso(r.finished_at),
+                })
+            vals = [v for v in best.values() if v is not None]
+            return {
+                "job_id": job.id, "kind": job.kind, "state": job.state, "error": job.error,
+                "params": job.params, "result": job.result, "cancel_requested": job.cancel_requested,
+                "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
+                "finished_at": _iso(job.finished_at), "best_val_accuracy": max(vals) if vals else None,
+                "eta_seconds": _eta(job.state, runs), "runs": runs,
+            }
+
+    def list_jobs(self, limit: int = 20) -> list[dict]:
+        with self._read() as s:
+            jobs = s.scalars(select(Job).order_by(Job.created_at.desc()).limit(limit)).all()
+            out = []
+            for j in jobs:
+                done = sum(r.epochs_done for r in j.runs)
+                total = sum(r.epochs_total for r in j.runs)
+                out.append({"job_id": j.id, "kind": j.kind, "state": j.state, "created_at": _iso(j.created_at),
+                            "finished_at": _iso(j.finished_at), "runs": len(j.runs),
+                            "epochs_done": done, "epochs_total": total, "error": j.error, "result": j.result})
+            return out
+
+
+def _eta(state: str, runs: list[dict]) -> float | None:
+    """Rough seconds left: remaining epochs × observed seconds per epoch, spread over the runs going at once."""
+    if state in FINISHED:
+        return 0.0
+    per_epoch = [r["mean_epoch_seconds"] for r in runs if r["mean_epoch_seconds"]]
+    if not per_epoch:
+        return None
+    mean = sum(per_epoch) / len(per_epoch)
+    remaining = sum(max(r["epochs_total"] - r["epochs_done"], 0) for r in runs if r["state"] not in FINISHED)
+    parallel = max(1, sum(1 for r in runs if r["state"] == "running"))
+    return remaining * mean / parallel
