@@ -1,0 +1,338 @@
+"""`hw3-submit`: submit the homework's training jobs and read them back.
+
+Every reading command takes --json. Exit codes: 0 success, 1 a failed or cancelled job or an error,
+2 bad usage (unknown option, malformed value).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from api import client
+from shared.settings import get_settings
+from shared.store import StoreError
+
+FAILED_EXIT = 1
+
+
+def _fail(message: str, code: int = FAILED_EXIT):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _csv_of(kind, label: str):
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        if not items:
+            raise click.BadParameter(f"expected a comma-separated list of {label}, got {value!r}")
+        try:
+            return [kind(v) for v in items]
+        except ValueError:
+            raise click.BadParameter(f"expected a comma-separated list of {label}, got {value!r}") from None
+    return parse
+
+
+def _echo_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _bar(done: int, total: int, width: int = 20) -> str:
+    filled = int(width * done / total) if total else 0
+    return "#" * filled + "-" * (width - filled)
+
+
+def progress_lines(status: dict) -> list[str]:
+    lines = [f"job {status['job_id']} ({status['kind']}): {status['state']}"
+             + (f", ETA {status['eta_seconds']:.0f}s" if status.get("eta_seconds") else "")]
+    for r in status["runs"]:
+        acc = r["last_val_accuracy"]
+        acc_s = f"val {acc:.4f}" if acc is not None else " " * 10
+        lines.append(f"  {r['name']:<22} [{_bar(r['epochs_done'], r['epochs_total'])}] "
+                     f"{r['epochs_done']:>3}/{r['epochs_total']:<3} {acc_s}  {r['state']}")
+    return lines
+
+
+class ProgressPrinter:
+    """A bar per run, redrawn in place on a terminal; elsewhere one line per change."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.drawn = 0
+        self.last: list[str] = []
+
+    def __call__(self, status: dict) -> None:
+        lines = progress_lines(status)
+        if lines == self.last:
+            return
+        if self.tty:
+            if self.drawn:
+                self.stream.write(f"\x1b[{self.drawn}F")
+            self.stream.write("".join(f"\x1b[2K{line}\n" for line in lines))
+            self.drawn = len(lines)
+        else:
+            changed = [b for a, b in zip(self.last + [None] * len(lines), lines) if a != b]
+            self.stream.write("\n".join(changed) + "\n")
+        self.stream.flush()
+        self.last = lines
+
+
+def _finish(status: dict, as_json: bool) -> None:
+    if as_json:
+        _echo_json(status)
+    else:
+        click.echo(f"job {status['job_id']} {status['state']}")
+        if status["error"]:
+            click.echo(f"error: {status['error']}")
+        result = status.get("result") or {}
+        if "test_accuracy" in result:
+            click.echo(f"test accuracy: {result['test_accuracy']:.4f}")
+    sys.exit(0 if status["state"] == "succeeded" else FAILED_EXIT)
+
+
+def _submit_and_maybe_wait(submit, wait: bool, workers: int | None, as_json: bool) -> None:
+    settings = get_settings()
+    store = client.get_store(settings)
+    if wait and settings.embedded:
+        with client.local_workers(workers, settings) as proc:
+            job_id = submit(store)
+            click.echo(job_id)
+            status = client.wait_for(job_id, store, None if as_json else ProgressPrinter(), worker=proc)
+        _finish(status, as_json)
+    job_id = submit(store)
+    click.echo(job_id)
+    if wait:
+        _finish(client.wait_for(job_id, store, None if as_json else ProgressPrinter()), as_json)
+    if settings.embedded:
+        click.echo("queued in the embedded broker; start workers with `hw3-submit worker` "
+                   "or submit with --wait", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Submit EE599 HW3 training jobs to Celery workers and read their results back."""
+
+
+@main.command()
+@click.option("--activations", callback=_csv_of(str, "activation names (tanh, relu)"), help="e.g. tanh,relu")
+@click.option("--lrs", callback=_csv_of(float, "learning rates"), help="initial learning rates, e.g. 0.01,0.05,0.1")
+@click.option("--hidden", callback=_csv_of(int, "layer widths"), help="hidden layer widths, e.g. 512,256")
+@click.option("--batch-size", type=int)
+@click.option("--epochs", type=int)
+@click.option("--decay-epochs", callback=_csv_of(int, "epoch numbers"), help="halve the LR after these epochs")
+@click.option("--momentum", type=float)
+@click.option("--l2", type=float)
+@click.option("--dropout", type=float)
+@click.option("--init", type=str, help="he or glorot")
+@click.option("--seed", type=int)
+@click.option("--train-size", type=int, help="train on the first N of the 50,000 (quick tries)")
+@click.option("--wait", is_flag=True, help="show progress and exit when the job ends")
+@click.option("--workers", type=int, help="local worker processes for the embedded mode (default: one per core)")
+@click.option("--json", "as_json", is_flag=True)
+def sweep(activations, lrs, hidden, batch_size, epochs, decay_epochs, momentum, l2, dropout, init, seed,
+          train_size, wait, workers, as_json):
+    """Problem 1: the numpy MLP sweep (activations × initial LRs), then the best retrained on 60,000."""
+    from worker.engine import ConfigError
+
+    params = {"activations": activations, "lrs": lrs, "hidden": hidden, "batch_size": batch_size,
+              "epochs": epochs, "decay_epochs": decay_epochs, "momentum": momentum, "l2": l2,
+              "dropout": dropout, "init": init, "seed": seed, "train_size": train_size}
+    try:
+        from worker.sweep import plan_sweep
+
+        plan_sweep(params)  # refuse bad values before anything is created or started
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    _submit_and_maybe_wait(lambda store: client.submit_sweep(params, store), wait, workers, as_json)
+
+
+def _status_or_fail(store, job_id: str) -> dict:
+    try:
+        return store.job_status(job_id)
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument("job_id", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def status(job_id, as_json):
+    """State, per-run progress, best validation accuracy and ETA of a job (all recent jobs without JOB)."""
+    store = client.get_store()
+    if job_id is None:
+        jobs = store.list_jobs(limit=10)
+        statuses = [store.job_status(j["job_id"]) for j in jobs]
+        if as_json:
+            _echo_json(statuses)
+        else:
+            for st in statuses:
+                click.echo("\n".join(progress_lines(st)))
+        return
+    st = _status_or_fail(store, job_id)
+    if as_json:
+        _echo_json(st)
+    else:
+        click.echo("\n".join(progress_lines(st)))
+        if st["best_val_accuracy"] is not None:
+            click.echo(f"best validation accuracy so far: {st['best_val_accuracy']:.4f}")
+        if st["error"]:
+            click.echo(f"error: {st['error']}")
+        for r in st["runs"]:
+            if r["error"]:
+                click.echo(f"run {r['name']} failed: {r['error']}")
+        if st["result"]:
+            click.echo("result: " + json.dumps(st["result"], default=str))
+    sys.exit(FAILED_EXIT if st["state"] in ("failed", "cancelled") else 0)
+
+
+@main.command("list")
+@click.option("--limit", type=click.IntRange(1, 10000), default=20)
+@click.option("--json", "as_json", is_flag=True)
+def list_jobs(limit, as_json):
+    """Recent jobs, newest first."""
+    jobs = client.get_store().list_jobs(limit)
+    if as_json:
+        _echo_json(jobs)
+        return
+    click.echo(f"{'job':<13}{'kind':<16}{'state':<11}{'epochs':>11}  created")
+    for j in jobs:
+        click.echo(f"{j['job_id']:<13}{j['kind']:<16}{j['state']:<11}"
+                   f"{j['epochs_done']:>5}/{j['epochs_total']:<5}  {j['created_at']}")
+
+
+METRIC_COLUMNS = ("run", "epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--run", "run", help="a run name (or id)")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option("--json", "as_json", is_flag=True, help="same as --format json")
+def metrics(job_id, run, fmt, as_json):
+    """The epoch rows of a job, as they were recorded."""
+    store = client.get_store()
+    try:
+        rows = store.epochs(job_id, run)
+    except (StoreError, LookupError) as exc:
+        _fail(str(exc).strip("'\""))
+    if as_json or fmt == "json":
+        _echo_json(rows)
+    elif fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        click.echo(f"{'run':<22}{'epoch':>6}{'lr':>10}{'train_loss':>12}{'train_acc':>11}"
+                   f"{'val_loss':>10}{'val_acc':>9}{'sec':>7}")
+        fmtf = lambda v, spec: format(v, spec) if v is not None else "-"
+        for r in rows:
+            click.echo(f"{r['run']:<22}{r['epoch']:>6}{fmtf(r['lr'], '10.5g')}{fmtf(r['train_loss'], '12.4f')}"
+                       f"{fmtf(r['train_accuracy'], '11.4f')}{fmtf(r['val_loss'], '10.4f')}"
+                       f"{fmtf(r['val_accuracy'], '9.4f')}{fmtf(r['seconds'], '7.2f')}")
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), help="default: the job's folder")
+@click.option("--json", "as_json", is_flag=True)
+def plot(job_id, out, as_json):
+    """Render the job's figures from the database rows (works mid-run)."""
+    from shared.artifacts import job_dir
+    from worker.jobs import render_plots
+
+    settings = get_settings()
+    store = client.get_store(settings)
+    _status_or_fail(store, job_id)
+    out = Path(out) if out else job_dir(settings, job_id)
+    paths = render_plots(store, job_id, out)
+    if as_json:
+        _echo_json([str(p) for p in paths])
+    else:
+        for p in paths:
+            click.echo(p)
+
+
+@main.command()
+@click.argument("job_id")
+def report(job_id):
+    """Print the job's report.md (the homework's deliverables)."""
+    from shared.artifacts import job_dir
+
+    settings = get_settings()
+    st = _status_or_fail(client.get_store(settings), job_id)
+    path = job_dir(settings, job_id) / "report.md"
+    if not path.is_file():
+        _fail(f"job {job_id} has no report yet (state {st['state']}); it is written when the job ends")
+    click.echo(path.read_text(), nl=False)
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--dest", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def fetch(job_id, dest, as_json):
+    """Copy the job's artifacts from the volume into DEST."""
+    from shared.artifacts import UnsafePath, fetch as fetch_artifacts
+
+    settings = get_settings()
+    store = client.get_store(settings)
+    _status_or_fail(store, job_id)
+    try:
+        copied = fetch_artifacts(store, settings, job_id, dest)
+    except UnsafePath as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json([str(p) for p in copied])
+    else:
+        click.echo(f"{len(copied)} files copied to {dest}")
+
+
+@main.command()
+@click.argument("job_id")
+def cancel(job_id):
+    """Stop a job: queued runs never start, running ones stop at the next epoch boundary; rows stay."""
+    store = client.get_store()
+    try:
+        state = store.request_cancel(job_id)
+    except StoreError as exc:
+        _fail(str(exc))
+    click.echo(f"job {job_id}: cancel requested (state {state})")
+
+
+@main.command()
+@click.option("--concurrency", "-c", type=click.IntRange(1, 256), help="parallel tasks (default: one per core)")
+@click.option("--loglevel", default="INFO")
+@click.option("--name", default="worker-%h", help="worker node name (%h = host name)")
+def worker(concurrency, loglevel, name):
+    """Start a Celery worker against CELERY_BROKER_URL (or the embedded broker)."""
+    concurrency = concurrency or client.cores()
+    client.get_store()  # apply migrations before the pool forks
+    cmd = client.worker_command(concurrency, name if "@" in name else f"{name}@%h", loglevel)
+    os.execve(cmd[0], cmd, client.worker_env(concurrency))
+
+
+@main.group()
+def db():
+    """Database schema commands."""
+
+
+@db.command()
+def upgrade():
+    """Apply the schema migrations (also done automatically)."""
+    store = client.get_store()
+    click.echo(f"database at revision {store.schema_revision()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The job folder on the volume: artifacts/<job_id>/..., safe path handling and artifact bookkeeping."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from shared.settings import Settings
+from shared.store import Store, validate_job_id
+
+
+class UnsafePath(ValueError):
+    pass
+
+
+def job_dir(settings: Settings, job_id: str) -> Path:
+    return settings.artifacts_dir / validate_job_id(job_id)
+
+
+def safe_join(base: Path, relative: str | os.PathLike) -> Path:
+    """`base/relative`, refusing absolute paths, `..` and symlinks that lead outside `base`."""
+    rel = Path(relative)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise UnsafePath(f"refused path {str(relative)!r}: must be relative to {base} without '..'")
+    path = base / rel
+    if not path.resolve().is_relative_to(base.resolve()):
+        raise UnsafePath(f"refused path {str(relative)!r}: it resolves outside {base}")
+    return path
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def publish(store: Store, settings: Settings, job_id: str, paths: list[Path]) -> None:
+    """Record files of the job folder as artifacts (path relative to the folder, size, sha256)."""
+    base = job_dir(settings, job_id)
+    for path in paths:
+        rel = Path(path).resolve().relative_to(base.resolve())
+        safe_join(base, rel)
+        store.record_artifact(job_id, rel.as_posix(), path.stat().st_size, sha256_of(path))
+
+
+def fetch(store: Store, settings: Settings, job_id: str, dest: Path) -> list[Path]:
+    """Copy the job's recorded artifacts into `dest` (keeping their relative paths); returns what was copied.
+    Files that resolve outside the job folder, or would land outside `dest`, are refused."""
+    base = job_dir(settings, job_id)
+    dest = Path(dest)
+    copied = []
+    for art in store.artifacts(job_id):
+        src = safe_join(base, art["path"])
+        if src.is_symlink():
+            raise UnsafePath(f"refused artifact {art['path']!r}: it is a symbolic link")
+        target = safe_join(dest, art["path"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+        copied.append(target)
+    return copied

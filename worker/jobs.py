@@ -1,0 +1,15 @@
+"""What each job kind renders: one entry point for `hw3-submit plot` and the workers' end-of-job figures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.store import Store
+
+
+def render_plots(store: Store, job_id: str, out_dir: Path) -> list[Path]:
+    kind = store.job_status(job_id)["kind"]
+    if kind == "sweep":
+        from worker import sweep
+
+        return sweep.render_plots(store, job_id, out_dir)
+    raise ValueError(f"job {job_id} has kind {kind!r}, which has no figures")

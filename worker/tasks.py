@@ -1,0 +1,37 @@
+"""Thin Celery tasks: load inputs, call plain Python (worker.sweep, worker.jobs), let the store record results."""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from worker import sweep
+from worker.app import app
+from shared.settings import get_settings
+from shared.store import Store
+
+
+@lru_cache(maxsize=1)
+def _store_for(pid: int, url: str) -> Store:  # one engine per process: connections never cross a fork
+    return Store(url)
+
+
+def store() -> Store:
+    return _store_for(os.getpid(), get_settings().database_url)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@app.task(name="hw3.sweep.train_run", bind=True)
+def train_sweep_run(self, run_id: int) -> None:
+    if sweep.train_run(store(), get_settings(), run_id, self.request.hostname, sweep.default_threads()):
+        finalize_sweep.delay(store().run_info(run_id)["job_id"])
+
+
+@app.task(name="hw3.sweep.finalize", bind=True)
+def finalize_sweep(self, job_id: str) -> None:
+    # the retrain runs alone once the sweep has drained: give it every core unless this host is still busy
+    busy = store().running_on(self.request.hostname)
+    threads = _cores() if busy == 0 else sweep.default_threads()
+    sweep.finalize(store(), get_settings(), job_id, self.request.hostname, threads)
