@@ -198,12 +198,15 @@ def _end(store: Store, settings: Settings, job_id: str, state: str, *, result: d
     """Write the plots and report.md (showing the outcome), record them, then end the job: whoever sees the
     job ended finds its artifacts complete."""
     base = job_dir(settings, job_id)
-    base.mkdir(parents=True, exist_ok=True)
-    paths = render_plots(store, job_id, base)
-    outcome = {**store.job_status(job_id), "state": state, "result": result, "error": error}
-    report = base / "report.md"
-    report.write_text(reports.sweep_report(outcome, store.epochs(job_id)))
-    publish(store, settings, job_id, [*paths, report, *base.glob("runs/*/weights.npz")])
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        paths = render_plots(store, job_id, base)
+        outcome = {**store.job_status(job_id), "state": state, "result": result, "error": error}
+        report = base / "report.md"
+        report.write_text(reports.sweep_report(outcome, store.epochs(job_id)))
+        publish(store, settings, job_id, [*paths, report, *base.glob("runs/*/weights.npz")])
+    except Exception as exc:  # the job must still end, with the reason
+        state, error = "failed", f"{error + '; ' if error else ''}writing plots and report: {type(exc).__name__}: {exc}"
     store.finish_job(job_id, state, result=result, error=error)
 
 
