@@ -86,32 +86,50 @@ class ProgressPrinter:
         self.last = lines
 
 
-def _finish(status: dict, as_json: bool) -> None:
+def _finish(statuses: list[dict], as_json: bool) -> None:
     if as_json:
-        _echo_json(status)
+        _echo_json(statuses[0] if len(statuses) == 1 else statuses)
     else:
-        click.echo(f"job {status['job_id']} {status['state']}")
-        if status["error"]:
-            click.echo(f"error: {status['error']}")
-        result = status.get("result") or {}
-        if "test_accuracy" in result:
-            click.echo(f"test accuracy: {result['test_accuracy']:.4f}")
-    sys.exit(0 if status["state"] == "succeeded" else FAILED_EXIT)
+        for status in statuses:
+            click.echo(f"job {status['job_id']} ({status['kind']}) {status['state']}")
+            if status["error"]:
+                click.echo(f"error: {status['error']}")
+            result = status.get("result") or {}
+            for key in ("test_accuracy", "val_accuracy"):
+                if isinstance(result.get(key), float):
+                    click.echo(f"{key.replace('_', ' ')}: {result[key]:.4f}")
+    sys.exit(0 if all(s["state"] == "succeeded" for s in statuses) else FAILED_EXIT)
 
 
-def _submit_and_maybe_wait(submit, wait: bool, workers: int | None, as_json: bool) -> None:
+def _wait_all(job_ids: list[str], store, as_json: bool, worker=None) -> list[dict]:
+    printer = None if as_json else ProgressPrinter()
+    show = printer and (lambda statuses: printer(statuses[0] if len(statuses) == 1 else _merged(statuses)))
+    return client.wait_for(job_ids, store, show, worker=worker)
+
+
+def _merged(statuses: list[dict]) -> dict:
+    """Several jobs as one progress block, side by side."""
+    runs = [{**r, "name": f"{s['kind']}:{r['name']}"} for s in statuses for r in s["runs"]]
+    state = ", ".join(f"{s['kind']} {s['state']}" for s in statuses)
+    return {"job_id": " ".join(s["job_id"] for s in statuses), "kind": "all", "state": state, "runs": runs,
+            "eta_seconds": None}
+
+
+def _submit_and_maybe_wait(submits, wait: bool, workers: int | None, as_json: bool) -> None:
+    """Submit one or more jobs (`submits`: functions of the store returning a job id); with --wait, follow
+    them to the end. In the embedded mode, --wait runs local workers for the duration of the command."""
     settings = get_settings()
     store = client.get_store(settings)
     if wait and settings.embedded:
         with client.local_workers(workers, settings) as proc:
-            job_id = submit(store)
-            click.echo(job_id)
-            status = client.wait_for(job_id, store, None if as_json else ProgressPrinter(), worker=proc)
-        _finish(status, as_json)
-    job_id = submit(store)
-    click.echo(job_id)
+            job_ids = [submit(store) for submit in submits]
+            click.echo("\n".join(job_ids))
+            statuses = _wait_all(job_ids, store, as_json, worker=proc)
+        _finish(statuses, as_json)
+    job_ids = [submit(store) for submit in submits]
+    click.echo("\n".join(job_ids))
     if wait:
-        _finish(client.wait_for(job_id, store, None if as_json else ProgressPrinter()), as_json)
+        _finish(_wait_all(job_ids, store, as_json), as_json)
     if settings.embedded:
         click.echo("queued in the embedded broker; start workers with `hw3-submit worker` "
                    "or submit with --wait", err=True)
@@ -152,7 +170,88 @@ def sweep(activations, lrs, hidden, batch_size, epochs, decay_epochs, momentum, 
         plan_sweep(params)  # refuse bad values before anything is created or started
     except ConfigError as exc:
         _fail(str(exc), 2)
-    _submit_and_maybe_wait(lambda store: client.submit_sweep(params, store), wait, workers, as_json)
+    _submit_and_maybe_wait([lambda store: client.submit_sweep(params, store)], wait, workers, as_json)
+
+
+def _keras_params(epochs, seed) -> dict:
+    return {k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None}
+
+
+def _plan_or_fail(kind: str, params: dict, data: str | None = None) -> None:
+    from worker.keras_jobs import plan
+
+    try:
+        plan(kind, params, data)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+
+
+def _common_keras_options(fn):
+    for opt in reversed([
+        click.option("--epochs", type=int, help="default: the experiment's (see README)"),
+        click.option("--seed", type=int),
+        click.option("--wait", is_flag=True, help="show progress and exit when the job ends"),
+        click.option("--workers", type=int, help="local worker processes for the embedded mode"),
+        click.option("--json", "as_json", is_flag=True),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+@main.command()
+@_common_keras_options
+def confusion(epochs, seed, wait, workers, as_json):
+    """Problem 2: Keras MLP on Fashion-MNIST and its confusion-rate matrix."""
+    params = _keras_params(epochs, seed)
+    _plan_or_fail("confusion", params)
+    _submit_and_maybe_wait([lambda store: client.submit_keras("confusion", params, None, store)], wait, workers,
+                           as_json)
+
+
+@main.command()
+@_common_keras_options
+def regularization(epochs, seed, wait, workers, as_json):
+    """Problem 3: two Keras MLPs (plain, L2 + dropout) and histograms of their weights."""
+    params = _keras_params(epochs, seed)
+    _plan_or_fail("regularization", params)
+    _submit_and_maybe_wait([lambda store: client.submit_keras("regularization", params, None, store)], wait,
+                           workers, as_json)
+
+
+def _human_machine_source(data: Path | None, synthetic: bool) -> str | None:
+    if data and synthetic:
+        _fail("--data and --synthetic exclude each other", 2)
+    return "synthetic" if synthetic else (str(data.resolve()) if data else None)
+
+
+@main.command("human-machine")
+@click.option("--data", type=click.Path(path_type=Path), help="HDF5 file with keys human and machine "
+              "(default: HW3_DATASETS/binary_random*.hdf5)")
+@click.option("--synthetic", is_flag=True, help="a generated human-like set instead of the course file")
+@_common_keras_options
+def human_machine(data, synthetic, epochs, seed, wait, workers, as_json):
+    """Problem 4: Keras MLP telling human-typed from machine-generated 20-bit sequences."""
+    params = _keras_params(epochs, seed)
+    source = _human_machine_source(data, synthetic)
+    _plan_or_fail("human-machine", params, source)
+    _submit_and_maybe_wait([lambda store: client.submit_keras("human-machine", params, source, store)], wait,
+                           workers, as_json)
+
+
+@main.command("all")
+@click.option("--synthetic", is_flag=True, help="human-machine on the generated set")
+@click.option("--wait", is_flag=True)
+@click.option("--workers", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def all_jobs(synthetic, wait, workers, as_json):
+    """Submit all four problems at once, with their defaults; `status` shows them side by side."""
+    source = _human_machine_source(None, synthetic)
+    _submit_and_maybe_wait([
+        lambda store: client.submit_sweep({}, store),
+        lambda store: client.submit_keras("confusion", {}, None, store),
+        lambda store: client.submit_keras("regularization", {}, None, store),
+        lambda store: client.submit_keras("human-machine", {}, source, store),
+    ], wait, workers, as_json)
 
 
 def _status_or_fail(store, job_id: str) -> dict:

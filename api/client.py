@@ -42,6 +42,17 @@ def submit_sweep(params: dict, store: Store | None = None) -> str:
     return job_id
 
 
+def submit_keras(kind: str, params: dict, data: str | None = None, store: Store | None = None) -> str:
+    """A Keras job (confusion, regularization, human-machine): validate, create, dispatch its runs."""
+    from worker.keras_jobs import plan
+
+    store = store or get_store()
+    job_params, runs = plan(kind, params, data)
+    job_id = store.create_job(kind, job_params, runs)
+    dispatch("hw3.keras.train_run", [[run["run_id"]] for run in store.runs(job_id)])
+    return job_id
+
+
 def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -68,12 +79,24 @@ def local_workers(concurrency: int | None = None, settings: Settings | None = No
     log_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_dir / f"worker-{os.getpid()}.log", "ab")
     proc = subprocess.Popen(worker_command(concurrency, f"local-{os.getpid()}@%h"), env=worker_env(concurrency),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_stop_with_parent)
     try:
         yield proc
     finally:
         stop_process_group(proc)
         log.close()
+
+
+def _stop_with_parent() -> None:
+    """In the child before exec: ask Linux to send SIGTERM if the submitting command dies (even by SIGKILL),
+    so embedded-mode workers never outlive it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def stop_process_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
@@ -91,15 +114,15 @@ def stop_process_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
         pass
 
 
-def wait_for(job_id: str, store: Store, on_update: Callable[[dict], None] | None = None,
-             interval: float = 0.5, worker: subprocess.Popen | None = None) -> dict:
-    """Poll the job until it ends; `on_update` sees each status. Raises if the local worker died."""
+def wait_for(job_ids: list[str], store: Store, on_update: Callable[[list[dict]], None] | None = None,
+             interval: float = 0.5, worker: subprocess.Popen | None = None) -> list[dict]:
+    """Poll the jobs until all have ended; `on_update` sees their statuses. Raises if the local worker died."""
     while True:
-        status = store.job_status(job_id)
+        statuses = [store.job_status(j) for j in job_ids]
         if on_update:
-            on_update(status)
-        if status["state"] in FINISHED:
-            return status
+            on_update(statuses)
+        if all(s["state"] in FINISHED for s in statuses):
+            return statuses
         if worker is not None and worker.poll() is not None:
             raise RuntimeError(f"the local worker exited with code {worker.returncode}; "
                                f"see {get_settings().data_dir / 'logs'}")

@@ -12,4 +12,8 @@ def render_plots(store: Store, job_id: str, out_dir: Path) -> list[Path]:
         from worker import sweep
 
         return sweep.render_plots(store, job_id, out_dir)
+    from worker import keras_jobs
+
+    if kind in keras_jobs.KINDS:
+        return keras_jobs.render_plots(store, job_id, out_dir)
     raise ValueError(f"job {job_id} has kind {kind!r}, which has no figures")

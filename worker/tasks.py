@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from worker import sweep
+from worker import keras_jobs, sweep
 from worker.app import app
 from shared.settings import get_settings
 from shared.store import Store
@@ -35,3 +35,14 @@ def finalize_sweep(self, job_id: str) -> None:
     busy = store().running_on(self.request.hostname)
     threads = _cores() if busy == 0 else sweep.default_threads()
     sweep.finalize(store(), get_settings(), job_id, self.request.hostname, threads)
+
+
+@app.task(name="hw3.keras.train_run", bind=True)
+def train_keras_run(self, run_id: int) -> None:
+    if keras_jobs.train_run(store(), get_settings(), run_id, self.request.hostname, sweep.default_threads()):
+        finalize_keras.delay(store().run_info(run_id)["job_id"])
+
+
+@app.task(name="hw3.keras.finalize")
+def finalize_keras(job_id: str) -> None:
+    keras_jobs.finalize(store(), get_settings(), job_id)
