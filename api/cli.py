@@ -412,7 +412,7 @@ def cancel(job_id):
 @main.command()
 @click.option("--concurrency", "-c", type=click.IntRange(1, 256), help="parallel tasks (default: one per core)")
 @click.option("--loglevel", default="INFO")
-@click.option("--name", default="worker-%h", help="worker node name (%h = host name)")
+@click.option("--name", default="worker", help="worker node name; @%h (the host name) is added unless it has an @")
 def worker(concurrency, loglevel, name):
     """Start a Celery worker against CELERY_BROKER_URL (or the embedded broker)."""
     concurrency = concurrency or client.cores()

@@ -78,7 +78,9 @@ def scaled_decay_epochs(epochs) -> list[int]:
 
 @lru_cache(maxsize=4)
 def mnist_train_file(datasets_dir: str) -> tuple[np.ndarray, np.ndarray]:
-    """All 60,000 training images, read once per worker process; the train/val split is a pair of views."""
+    """All 60,000 training images, read once per worker process; the train/val split is a pair of views.
+    Missing course files are first fetched with tf.keras.datasets when the machine is online."""
+    datasets.ensure_mnist(Path(datasets_dir))
     return datasets.mnist_full_train(Path(datasets_dir))
 
 
