@@ -1,0 +1,294 @@
+"""Problem 4 ("human-machine"): tell bit sequences typed by people from a generator's.
+
+Data: ``x`` (N, 20) in {-1, +1}, ``y`` 1 = human, 0 = machine. A seeded stratified 80/20 split
+(:func:`shared.analysis.stratified_split`) gives training and validation sets; every run of a
+job recomputes the same split from (y, val_fraction, split_seed).
+
+Model (as prescribed): Dense(20, ReLU) → Dense(1, sigmoid), binary cross-entropy, batch size 16.
+Regularisation variants: "none"; "l2" (kernel L2 on the hidden layer); "dropout" (Dropout after
+the hidden layer). Runs are the grid optimizer × regularisation, named ``<optimizer>-<reg>``
+(``adam-l2``, ``momentum-none``...): 4 × 3 = 12 runs by default, each a separate call of
+:func:`run_human_machine`. Each run keeps the weights of its best epoch by validation accuracy
+(ties: lower validation loss), so late over-fitting is not kept. :func:`summarize_human_machine`
+then picks the run with the best validation accuracy.
+
+Params (``DEFAULT_PARAMS``):
+    epochs               150
+    batch_size           16
+    hidden_units         20
+    val_fraction         0.2
+    split_seed           0       (the train/validation split)
+    seed                 0       (weight initialisation, shuffling, dropout)
+    optimizers           ["sgd", "momentum", "adam", "rmsprop"]
+    regularizations      ["none", "l2", "dropout"]
+    learning_rates       {"sgd": 0.05, "momentum": 0.005, "adam": 0.001, "rmsprop": 0.0005}
+    momentum             0.9
+    l2                   1e-3
+    dropout              0.2
+    steps_per_execution  64      (batches per compiled call: speed only, same updates)
+
+Artifacts (relative to out_dir):
+    runs/<run>/model.hdf5           best-epoch model, Keras legacy HDF5 (plain ``load_model``)
+    runs/<run>/weights.npz          kernel_1 (20×20), bias_1, kernel_2 (20×1), bias_2
+    runs/<run>/history.json, runs/<run>/learning_curve.png, runs/<run>/metrics.json
+    summary:
+    model.hdf5                      copy of the best run's model
+    runs.csv, runs_comparison.png   every run's best validation accuracy
+    weights_input_hidden.csv/.md/.png   the best model's 20×20 input→hidden matrix
+    insight.json                    :func:`shared.analysis.weight_insight` of that matrix
+"""
+from __future__ import annotations
+
+import csv
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared import analysis, plots, reports
+from shared.analysis import stratified_split
+from worker.experiments.keras_common import (ExperimentResult, OnEpoch, ShouldStop,
+                                             best_weights_callback, build_mlp, configure_tensorflow,
+                                             dense_kernels, epoch_callback, make_optimizer,
+                                             merge_params, read_json, rel, save_hdf5,
+                                             seed_everything,
+                                             to_jsonable, write_json)
+
+__all__ = ["DEFAULT_PARAMS", "GOAL", "REGULARIZATIONS", "run_names", "parse_run_name",
+           "split_data", "run_human_machine", "summarize_human_machine", "stratified_split"]
+
+GOAL = 0.61
+REGULARIZATIONS = ("none", "l2", "dropout")
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "epochs": 150,
+    "batch_size": 16,
+    "hidden_units": 20,
+    "val_fraction": 0.2,
+    "split_seed": 0,
+    "seed": 0,
+    "optimizers": ["sgd", "momentum", "adam", "rmsprop"],
+    "regularizations": list(REGULARIZATIONS),
+    "learning_rates": {"sgd": 0.05, "momentum": 0.005, "adam": 0.001, "rmsprop": 0.0005},
+    "momentum": 0.9,
+    "l2": 1e-3,
+    "dropout": 0.2,
+    "steps_per_execution": 64,
+}
+
+MODEL_FILE = "model.hdf5"
+
+
+def run_names(params: dict[str, Any] | None = None) -> list[str]:
+    """The job's run names, ``<optimizer>-<regularization>``, optimizer-major."""
+    p = merge_params(DEFAULT_PARAMS, params)
+    return [f"{o}-{r}" for o in p["optimizers"] for r in p["regularizations"]]
+
+
+_grid_names = run_names  # summarize_human_machine's argument shadows the name
+
+
+def parse_run_name(name: str) -> tuple[str, str]:
+    """``"adam-l2"`` → ``("adam", "l2")``."""
+    optimizer, sep, reg = name.rpartition("-")
+    if not sep or reg not in REGULARIZATIONS or not optimizer:
+        raise ValueError(f"run name {name!r} is not <optimizer>-<{'|'.join(REGULARIZATIONS)}>")
+    return optimizer, reg
+
+
+def run_dir(out_dir: Path, name: str) -> Path:
+    return Path(out_dir) / "runs" / name
+
+
+def split_data(x: np.ndarray, y: np.ndarray, params: dict[str, Any] | None = None
+               ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The job's ((x_train, y_train), (x_val, y_val)), identical for every run of a job."""
+    p = merge_params(DEFAULT_PARAMS, params)
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y)
+    train_idx, val_idx = stratified_split(y, float(p["val_fraction"]), int(p["split_seed"]))
+    return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])
+
+
+def binary_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
+    """Share of samples whose sigmoid output lies on the right side of 0.5."""
+    prob = model.predict(x, batch_size=4096, verbose=0).ravel()
+    return float(np.mean((prob > 0.5).astype(np.int64) == np.asarray(y).ravel()))
+
+
+def run_human_machine(run_name: str, x: np.ndarray, y: np.ndarray, params: dict[str, Any] | None,
+                      out_dir: Path, on_epoch: OnEpoch | None = None,
+                      should_stop: ShouldStop | None = None, threads: int = 1) -> ExperimentResult:
+    """Train one ``<optimizer>-<reg>`` configuration; keep and save its best epoch's model.
+
+    Result keys: run, optimizer, regularization, learning_rate, val_accuracy (of the saved
+    model), val_loss, train_accuracy (at the kept epoch), best_epoch, epochs_run, stopped_early,
+    seconds, files (relative to out_dir).
+    """
+    p = merge_params(DEFAULT_PARAMS, params)
+    optimizer, reg = parse_run_name(run_name)
+    if optimizer not in p["learning_rates"]:
+        raise ValueError(f"no learning rate for optimizer {optimizer!r} in params['learning_rates']")
+    out_dir = Path(out_dir)
+    folder = run_dir(out_dir, run_name)
+    folder.mkdir(parents=True, exist_ok=True)
+    (x_tr, y_tr), (x_val, y_val) = split_data(x, y, p)
+
+    configure_tensorflow(threads)
+    seed_everything(int(p["seed"]))
+    model = build_mlp(x_tr.shape[1], int(p["hidden_units"]), 1,
+                      l2=float(p["l2"]) if reg == "l2" else 0.0,
+                      dropout=float(p["dropout"]) if reg == "dropout" else 0.0,
+                      output_activation="sigmoid")
+    lr = float(p["learning_rates"][optimizer])
+    model.compile(optimizer=make_optimizer(optimizer, lr, float(p["momentum"])),
+                  loss="binary_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=int(p["steps_per_execution"]))
+    reporter = epoch_callback(on_epoch, should_stop)
+    best = best_weights_callback("val_accuracy", "val_loss")
+    epochs = int(p["epochs"])
+    t0 = time.perf_counter()
+    if epochs > 0:
+        model.fit(x_tr, y_tr, batch_size=int(p["batch_size"]), epochs=epochs,
+                  validation_data=(x_val, y_val), callbacks=[reporter, best], verbose=0, shuffle=True)
+    seconds = time.perf_counter() - t0
+    best.restore()
+
+    val_loss = float(model.evaluate(x_val, y_val, batch_size=4096, verbose=0)[0])
+    val_acc = binary_accuracy(model, x_val, y_val)
+    model_path = folder / MODEL_FILE
+    save_hdf5(model, model_path)
+    (k1, b1), (k2, b2) = dense_kernels(model)
+    weights_path = folder / "weights.npz"
+    np.savez(weights_path, kernel_1=k1, bias_1=b1, kernel_2=k2, bias_2=b2)
+    history = reporter.history
+    metrics = {
+        "run": run_name,
+        "optimizer": optimizer,
+        "regularization": reg,
+        "learning_rate": lr,
+        "val_accuracy": val_acc,
+        "val_loss": val_loss,
+        "train_accuracy": best.best_logs.get("accuracy"),
+        "best_epoch": best.best_epoch,
+        "epochs_run": len(history),
+        "stopped_early": reporter.stopped,
+        "seconds": seconds,
+        "n_train": int(len(y_tr)),
+        "n_val": int(len(y_val)),
+    }
+    artifacts = [
+        model_path,
+        weights_path,
+        write_json(folder / "history.json", history),
+        plots.plot_learning_curves(history, folder / "learning_curve.png", show_loss=False,
+                                   best_epoch=best.best_epoch,
+                                   title=f"{run_name}: best validation accuracy {val_acc:.4f}"),
+        write_json(folder / "metrics.json", metrics),
+    ]
+    metrics["files"] = {key: rel(a, out_dir) for key, a in
+                        zip(("model", "weights", "history", "learning_curve", "metrics"), artifacts)}
+    return ExperimentResult(result=to_jsonable(metrics), artifacts=artifacts)
+
+
+def _rank_key(m: dict[str, Any]) -> tuple[float, float]:
+    val_loss = m.get("val_loss")
+    return (-float(m["val_accuracy"]), float(val_loss) if val_loss is not None else np.inf)
+
+
+def summarize_human_machine(out_dir: Path, run_names: Sequence[str] | None = None,
+                            params: dict[str, Any] | None = None) -> ExperimentResult:
+    """Pick the best finished run, copy its model to ``out_dir/model.hdf5``, analyse its weights.
+
+    ``run_names`` defaults to the grid of ``params``; runs without a saved ``metrics.json`` are
+    listed under ``missing_runs`` (at least one must exist). Ranking: validation accuracy, then
+    lower validation loss, then grid order. Result keys: val_accuracy, best_run, model_path
+    ("model.hdf5"), best_epoch, goal, goal_met, runs {name: metrics}, ranking [names],
+    missing_runs, weight_matrix (20×20, rows = input positions, columns = hidden units),
+    weight_table (markdown), insight (:func:`shared.analysis.weight_insight`), stopped_early,
+    files (relative to out_dir).
+    """
+    out_dir = Path(out_dir)
+    names = list(run_names) if run_names is not None else _grid_names(params)
+    runs: dict[str, dict[str, Any]] = {}
+    missing = []
+    for name in names:
+        path = run_dir(out_dir, name) / "metrics.json"
+        if path.is_file():
+            runs[name] = read_json(path)
+        else:
+            missing.append(name)
+    if not runs:
+        raise FileNotFoundError(f"no finished run under {out_dir / 'runs'} (looked for {names})")
+    ranking = sorted(runs, key=lambda n: _rank_key(runs[n]))
+    best_name = ranking[0]
+    best = runs[best_name]
+
+    model_path = out_dir / MODEL_FILE
+    shutil.copyfile(run_dir(out_dir, best_name) / MODEL_FILE, model_path)
+    with np.load(run_dir(out_dir, best_name) / "weights.npz") as npz:
+        W = np.array(npz["kernel_1"])
+        w_out = np.array(npz["kernel_2"])
+    insight = analysis.weight_insight(W, w_out=w_out)
+
+    artifacts: list[Path] = [model_path]
+    csv_path = out_dir / "weights_input_hidden.csv"
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["input", *(f"unit_{j + 1}" for j in range(W.shape[1]))])
+        for i, row in enumerate(W):
+            writer.writerow([i + 1, *(f"{v:.6f}" for v in row)])
+    artifacts.append(csv_path)
+    table = reports.matrix_markdown(W, row_label="input", col_label="unit", digits=2)
+    md_path = out_dir / "weights_input_hidden.md"
+    md_path.write_text(f"Input→hidden weights of `{best_name}` (rows: input position, columns: "
+                       f"hidden unit)\n\n{table}\n")
+    artifacts.append(md_path)
+    artifacts.append(plots.plot_weight_matrix(
+        W, out_dir / "weights_input_hidden.png",
+        title=f"{best_name}: input→hidden weights (validation accuracy {best['val_accuracy']:.4f})"))
+    artifacts.append(write_json(out_dir / "insight.json", insight))
+
+    runs_csv = out_dir / "runs.csv"
+    cols = ("run", "optimizer", "regularization", "learning_rate", "val_accuracy", "val_loss",
+            "train_accuracy", "best_epoch", "epochs_run", "seconds")
+    with runs_csv.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(cols)
+        for name in ranking:
+            writer.writerow([runs[name].get(c) for c in cols])
+    artifacts.append(runs_csv)
+    artifacts.append(plots.plot_run_comparison(
+        ranking, [runs[n]["val_accuracy"] for n in ranking], out_dir / "runs_comparison.png",
+        highlight=best_name, reference=GOAL))
+
+    files = {
+        "model": MODEL_FILE,
+        "weights_csv": rel(csv_path, out_dir),
+        "weights_md": rel(md_path, out_dir),
+        "weights_png": "weights_input_hidden.png",
+        "insight": "insight.json",
+        "runs_csv": "runs.csv",
+        "runs_comparison": "runs_comparison.png",
+        "learning_curves": {n: f"runs/{n}/learning_curve.png" for n in ranking},
+    }
+    result = {
+        "val_accuracy": best["val_accuracy"],
+        "best_run": best_name,
+        "model_path": MODEL_FILE,
+        "best_epoch": best.get("best_epoch"),
+        "goal": GOAL,
+        "goal_met": bool(best["val_accuracy"] >= GOAL),
+        "runs": runs,
+        "ranking": ranking,
+        "missing_runs": missing,
+        "weight_matrix": W.tolist(),
+        "weight_table": table,
+        "insight": insight,
+        "stopped_early": any(r.get("stopped_early") for r in runs.values()),
+        "files": files,
+    }
+    return ExperimentResult(result=to_jsonable(result), artifacts=artifacts)

@@ -1,0 +1,202 @@
+"""Problem 3 ("regularization"): how L2 + dropout change a network's weights.
+
+Two runs on Fashion-MNIST, each a separate call of :func:`run_regularization`:
+    plain       Dense(128, ReLU)                               → Dense(10, softmax)
+    l2_dropout  Dense(48, ReLU, kernel L2 1e-4) → Dropout(0.2) → Dense(10, softmax)
+trained like Problem 2 (Adam, cosine-decayed learning rate, last 10 % of the training set for
+validation). After both ended, :func:`summarize_regularization` compares their weights.
+
+Params (``DEFAULT_PARAMS``):
+    epochs             40
+    batch_size         128
+    optimizer          "adam"
+    learning_rate      1e-3
+    lr_schedule        "cosine"   ("cosine" | "constant")
+    final_lr_fraction  0.02
+    val_fraction       0.1
+    seed               0
+    models             MODELS: per model name {hidden_units, l2, dropout}; override per key
+
+Artifacts (relative to out_dir):
+    runs/<model>/history.json, runs/<model>/learning_curves.png,
+    runs/<model>/weights.npz (kernel_1, bias_1, kernel_2, bias_2), runs/<model>/metrics.json
+    summary:
+    weights_<model>_<junction>.png  four histograms (junction: input_hidden, hidden_output),
+                                    shared bins per junction
+    weights_overlay_<junction>.png  both models on one axes, per junction
+    learning_curves.png             both models' accuracy curves
+    weight_stats.csv, weight_stats.json, weight_differences.md
+"""
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared import analysis, plots
+from worker.experiments.keras_common import (ExperimentResult, OnEpoch, ShouldStop, dense_kernels,
+                                             last_metrics, merge_params, read_json, rel,
+                                             to_jsonable, train_fashion_mlp, write_json)
+
+MODELS: dict[str, dict[str, Any]] = {
+    "plain": {"hidden_units": 128, "l2": 0.0, "dropout": 0.0},
+    "l2_dropout": {"hidden_units": 48, "l2": 1e-4, "dropout": 0.2},
+}
+MODEL_LABELS = {"plain": "plain (128)", "l2_dropout": "L2 + dropout (48)"}
+RUN_NAMES: tuple[str, ...] = tuple(MODELS)
+
+JUNCTIONS = (("input_hidden", "input→hidden", "kernel_1"), ("hidden_output", "hidden→output", "kernel_2"))
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "epochs": 40,
+    "batch_size": 128,
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "lr_schedule": "cosine",
+    "final_lr_fraction": 0.02,
+    "val_fraction": 0.1,
+    "seed": 0,
+    "models": MODELS,
+}
+
+SUMMARY_FILES = {
+    "learning_curves": "learning_curves.png",
+    "stats_csv": "weight_stats.csv",
+    "stats_json": "weight_stats.json",
+    "description": "weight_differences.md",
+}
+
+
+def run_dir(out_dir: Path, model_name: str) -> Path:
+    return Path(out_dir) / "runs" / model_name
+
+
+def run_regularization(model_name: str, x_train: np.ndarray, y_train: np.ndarray,
+                       x_test: np.ndarray, y_test: np.ndarray, params: dict[str, Any] | None,
+                       out_dir: Path, on_epoch: OnEpoch | None = None,
+                       should_stop: ShouldStop | None = None, threads: int = 1) -> ExperimentResult:
+    """Train one of the two Problem 3 models (``model_name`` in ``RUN_NAMES``) and save its weights.
+
+    Result keys: model, test_accuracy, test_loss, hidden_units, l2, dropout, epochs_run,
+    stopped_early, final, seconds, files (relative to out_dir).
+    """
+    p = merge_params(DEFAULT_PARAMS, params)
+    if model_name not in p["models"]:
+        raise ValueError(f"unknown model {model_name!r}; choose one of {sorted(p['models'])}")
+    arch = {**MODELS.get(model_name, {}), **p["models"][model_name]}
+    folder = run_dir(out_dir, model_name)
+    folder.mkdir(parents=True, exist_ok=True)
+    trained = train_fashion_mlp(x_train, y_train, x_test, y_test, hidden_units=arch["hidden_units"],
+                                l2=arch["l2"], dropout=arch["dropout"], p=p, on_epoch=on_epoch,
+                                should_stop=should_stop, threads=threads)
+    (k1, b1), (k2, b2) = dense_kernels(trained.model)
+    weights_path = folder / "weights.npz"
+    np.savez(weights_path, kernel_1=k1, bias_1=b1, kernel_2=k2, bias_2=b2)
+    metrics = {
+        "model": model_name,
+        "test_accuracy": trained.test_accuracy,
+        "test_loss": trained.test_loss,
+        "hidden_units": int(arch["hidden_units"]),
+        "l2": float(arch["l2"]),
+        "dropout": float(arch["dropout"]),
+        "epochs_run": len(trained.history),
+        "stopped_early": trained.stopped_early,
+        "final": last_metrics(trained.history),
+        "seconds": trained.seconds,
+    }
+    artifacts = [
+        write_json(folder / "history.json", trained.history),
+        plots.plot_learning_curves(trained.history, folder / "learning_curves.png",
+                                   title=f"Problem 3: {MODEL_LABELS.get(model_name, model_name)}"),
+        weights_path,
+        write_json(folder / "metrics.json", metrics),
+    ]
+    metrics["files"] = {"history": rel(artifacts[0], Path(out_dir)),
+                        "learning_curves": rel(artifacts[1], Path(out_dir)),
+                        "weights": rel(artifacts[2], Path(out_dir)),
+                        "metrics": rel(artifacts[3], Path(out_dir))}
+    return ExperimentResult(result=to_jsonable(metrics), artifacts=artifacts)
+
+
+def _write_stats_csv(stats: dict[str, dict[str, dict[str, float]]], path: Path) -> Path:
+    keys = ("n", "mean", "std", "mean_abs", "frac_small", "max_abs", "excess_kurtosis")
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["junction", "model", *keys])
+        for junction, _, _ in JUNCTIONS:
+            for model, by_junction in stats.items():
+                s = by_junction[junction]
+                writer.writerow([junction, model, *(s[k] if k == "n" else f"{s[k]:.6g}" for k in keys)])
+    return path
+
+
+def summarize_regularization(out_dir: Path, run_names: Sequence[str] = RUN_NAMES) -> ExperimentResult:
+    """Compare the saved runs' weights: histograms, statistics, generated description.
+
+    Reads ``runs/<name>/{weights.npz,metrics.json,history.json}`` for each name. Result keys:
+    test_accuracy {model: acc}, models {model: metrics}, weight_stats {model: {junction: stats}},
+    description [sentences], junctions {slug: label}, files (relative to out_dir; histograms
+    under files["histograms"][model][junction], overlays under files["overlays"][junction]).
+    """
+    out_dir = Path(out_dir)
+    names = list(run_names)
+    if len(names) < 2:
+        raise ValueError("need at least two runs to compare")
+    weights, metrics, histories = {}, {}, {}
+    for name in names:
+        folder = run_dir(out_dir, name)
+        with np.load(folder / "weights.npz") as npz:
+            weights[name] = {slug: np.array(npz[key]) for slug, _, key in JUNCTIONS}
+        metrics[name] = read_json(folder / "metrics.json")
+        histories[name] = read_json(folder / "history.json")
+
+    labels = {n: MODEL_LABELS.get(n, n) for n in names}
+    artifacts: list[Path] = []
+    files: dict[str, Any] = {"histograms": {n: {} for n in names}, "overlays": {}}
+    stats: dict[str, dict[str, dict[str, float]]] = {n: {} for n in names}
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+    for slug, label, _ in JUNCTIONS:
+        bins = analysis.shared_bins([weights[n][slug] for n in names], n_bins=80)
+        for name, color in zip(names, colors):
+            w = weights[name][slug]
+            stats[name][slug] = analysis.weight_stats(w)
+            path = plots.plot_weight_histogram(
+                w, bins, out_dir / f"weights_{name}_{slug}.png",
+                title=f"{labels[name]}: {label} weights", color=color)
+            artifacts.append(path)
+            files["histograms"][name][slug] = rel(path, out_dir)
+        path = plots.plot_weight_overlay({labels[n]: weights[n][slug] for n in names}, bins,
+                                         out_dir / f"weights_overlay_{slug}.png",
+                                         title=f"{label} weights (shared bins)")
+        artifacts.append(path)
+        files["overlays"][slug] = rel(path, out_dir)
+
+    junction_labels = {slug: label for slug, label, _ in JUNCTIONS}
+    labelled = {n: {junction_labels[j]: s for j, s in stats[n].items()} for n in names}
+    description = analysis.describe_weight_differences(labelled, subject=names[1], reference=names[0],
+                                                       labels=labels)
+    artifacts.append(plots.plot_curve_comparison({labels[n]: histories[n] for n in names},
+                                                 out_dir / SUMMARY_FILES["learning_curves"],
+                                                 title="Problem 3: accuracy by model"))
+    artifacts.append(_write_stats_csv(stats, out_dir / SUMMARY_FILES["stats_csv"]))
+    artifacts.append(write_json(out_dir / SUMMARY_FILES["stats_json"], stats))
+    desc_path = out_dir / SUMMARY_FILES["description"]
+    desc_path.write_text("\n".join(f"- {s}" for s in description) + "\n")
+    artifacts.append(desc_path)
+    files.update(SUMMARY_FILES)
+    files["runs"] = {n: {"learning_curves": f"runs/{n}/learning_curves.png"} for n in names}
+
+    result = {
+        "test_accuracy": {n: metrics[n]["test_accuracy"] for n in names},
+        "models": metrics,
+        "weight_stats": stats,
+        "description": description,
+        "junctions": junction_labels,
+        "labels": labels,
+        "stopped_early": any(metrics[n].get("stopped_early") for n in names),
+        "files": files,
+    }
+    return ExperimentResult(result=to_jsonable(result), artifacts=artifacts)
