@@ -8,6 +8,7 @@ with ``matplotlib.figure.Figure`` directly, so no global pyplot state is shared 
 Sections:
     * Keras jobs (Problems 2-4): learning curves, confusion heat map, weight histograms,
       weight-matrix heat map, run comparison.
+    * The sweep (Problem 1): one run's curve with the LR-halving epochs marked, the overview grid.
 """
 from __future__ import annotations
 

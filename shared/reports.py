@@ -7,6 +7,7 @@ job's artifact folder, where the report itself is written.
 Sections:
     * Keras jobs: confusion_section (Problem 2), regularization_section (Problem 3),
       human_machine_section (Problem 4); helpers markdown_table, matrix_markdown.
+    * The sweep: sweep_report (Problem 1), the whole report.md from the job's status and rows.
 """
 from __future__ import annotations
 

@@ -105,6 +105,7 @@ def test_two_jobs_at_once_share_the_workers(hw3_env, redis_server, start_worker)
 def test_a_bad_training_file_fails_the_job_with_the_loader_message(hw3_env, redis_server, start_worker, tmp_path):
     bad = tmp_path / "bad-datasets"
     bad.mkdir()
+    (bad / "mnist_testdata.hdf5").symlink_to(Path(hw3_env["HW3_DATASETS"]) / "mnist_testdata.hdf5")
     with h5py.File(bad / "mnist_traindata.hdf5", "w") as f:
         f["xdata"] = [[0.5] * 783] * 60000
         f["ydata"] = [0] * 60000
