@@ -1,0 +1,177 @@
+"""Epoch time of the numpy engine vs tf.keras vs numpy's own sgemm roofline; prints one JSON object.
+
+Workload: 50,000 x 784 float32 rows (real MNIST if present, else random), 784-512-256-10 ReLU,
+batch 100, plain SGD (no momentum, L2 or dropout): 500 updates per epoch.
+
+  engine_epoch_s   median of the engine's timed epochs (Trainer's own per-epoch seconds)
+  keras_epoch_s    median of tf.keras fit epochs, same network/batch/optimizer, float32
+  sgemm_epoch_s    500 x one training step's matmuls alone (forward, weight gradients, delta
+                   propagation for all but the first layer), with out= buffers: the roofline
+  *_gflops         2*m*k*n per matmul of that sequence, divided by the time
+  roofline_fraction = engine_gflops / sgemm_gflops
+
+The first epoch of each contender is warm-up and is not timed. Engine epochs and roofline runs
+alternate, so both see the same background load on a shared machine.
+
+usage: python benchmarks/engine.py [--epochs 5] [--threads N] [--skip-keras]
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_info
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from worker.engine import TrainConfig, Trainer, blas_threads  # noqa: E402
+
+TRAIN_FILE = Path(os.environ.get("HW3_MNIST_TRAIN", "/work/shared/data/mnist_traindata.hdf5"))
+N, BATCH, SIZES, LR = 50_000, 100, (784, 512, 256, 10), 0.05
+
+
+def load_data():
+    if TRAIN_FILE.exists():
+        import h5py
+
+        with h5py.File(TRAIN_FILE, "r") as f:
+            return f["xdata"][:N].astype(np.float32), f["ydata"][:N].argmax(axis=1), "mnist"
+    rng = np.random.default_rng(0)
+    return rng.random((N, SIZES[0]), dtype=np.float32), rng.integers(0, SIZES[-1], N), "random"
+
+
+def step_matmuls(rng):
+    """Closure running one training step's matmuls at the engine's shapes and layouts."""
+    f32 = np.float32
+    ws = [rng.standard_normal((a, b), dtype=f32) * f32(0.05) for a, b in zip(SIZES[:-1], SIZES[1:])]
+    hs = [rng.random((BATCH, n), dtype=f32) for n in SIZES[:-1]]  # layer inputs
+    outs = [np.empty((BATCH, n), f32) for n in SIZES[1:]]
+    deltas = [rng.standard_normal((BATCH, n), dtype=f32) for n in SIZES[1:]]
+    grads = [np.empty_like(w) for w in ws]
+    props = [np.empty((BATCH, n), f32) for n in SIZES[:-1]]
+
+    def step():
+        for h, w, o in zip(hs, ws, outs):
+            np.matmul(h, w, out=o)
+        for i in range(len(ws) - 1, -1, -1):
+            np.matmul(hs[i].T, deltas[i], out=grads[i])
+            if i:
+                np.matmul(deltas[i], ws[i].T, out=props[i])
+
+    return step
+
+
+def flops_per_step() -> int:
+    layers = list(zip(SIZES[:-1], SIZES[1:]))
+    fwd = sum(2 * BATCH * a * b for a, b in layers)
+    return 2 * fwd + sum(2 * BATCH * a * b for a, b in layers[1:])  # + weight grads + propagation
+
+
+def bench_engine_and_roofline(x, y, epochs, threads):
+    cfg = TrainConfig(
+        hidden=SIZES[1:-1], activation="relu", lr=LR, batch_size=BATCH, epochs=epochs + 1,
+        decay_epochs=(), momentum=0.0, l2=0.0, dropout=0.0, init="he", seed=0, threads=threads,
+    )
+    trainer = Trainer(cfg, x, y)
+    step, steps = step_matmuls(np.random.default_rng(1)), N // BATCH
+    engine, roofline = [], []
+    trainer.run_epoch()  # warm-up
+    with blas_threads(threads):
+        for _ in range(steps):
+            step()
+    for _ in range(epochs):
+        engine.append(trainer.run_epoch().seconds)
+        with blas_threads(threads):
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            roofline.append(time.perf_counter() - start)
+    return engine, roofline, trainer.history[-1].train_accuracy
+
+
+def bench_keras(x, y, epochs, threads):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if threads is not None:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    keras = tf.keras
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((SIZES[0],), dtype="float32")]
+        + [keras.layers.Dense(n, activation="relu") for n in SIZES[1:-1]]
+        + [keras.layers.Dense(SIZES[-1], activation="softmax")]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
+
+    times = []
+    hist = model.fit(x, y, batch_size=BATCH, epochs=epochs + 1, shuffle=True, verbose=0, callbacks=[Timer()])
+    return times[1:], hist.history["accuracy"][-1], tf.__version__
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=5, help="timed epochs per contender (>= 3)")
+    p.add_argument("--threads", type=int, default=None, help="BLAS / TF threads (default: leave as is)")
+    p.add_argument("--skip-keras", action="store_true")
+    args = p.parse_args(argv)
+    if args.epochs < 3:
+        p.error("--epochs must be >= 3")
+
+    x, y, source = load_data()
+    load_before = os.getloadavg()[0]
+    engine, roofline, engine_acc = bench_engine_and_roofline(x, y, args.epochs, args.threads)
+    with blas_threads(args.threads):
+        blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    flops_epoch = flops_per_step() * (N // BATCH)
+    engine_s, sgemm_s = statistics.median(engine), statistics.median(roofline)
+    result = {
+        "engine_epoch_s": round(engine_s, 4),
+        "keras_epoch_s": None,
+        "speedup_vs_keras": None,
+        "sgemm_epoch_s": round(sgemm_s, 4),
+        "engine_gflops": round(flops_epoch / engine_s / 1e9, 2),
+        "sgemm_gflops": round(flops_epoch / sgemm_s / 1e9, 2),
+        "roofline_fraction": round(sgemm_s / engine_s, 3),
+        "threads": blas[0]["num_threads"] if blas else None,
+        "blas": {k: blas[0].get(k) for k in ("internal_api", "version", "architecture")} if blas else None,
+        "engine_epochs_s": [round(t, 4) for t in engine],
+        "sgemm_epochs_s": [round(t, 4) for t in roofline],
+        "engine_train_accuracy_last": round(engine_acc, 4),
+    }
+    if not args.skip_keras:
+        keras_times, keras_acc, tf_version = bench_keras(x, y, args.epochs, args.threads)
+        keras_s = statistics.median(keras_times)
+        result.update(
+            keras_epoch_s=round(keras_s, 4),
+            speedup_vs_keras=round(keras_s / engine_s, 3),
+            keras_epochs_s=[round(t, 4) for t in keras_times],
+            keras_train_accuracy_last=round(keras_acc, 4),
+            tensorflow=tf_version,
+        )
+    result.update(
+        data=source,
+        flops_per_epoch=flops_epoch,
+        numpy=np.__version__,
+        cpu=platform.processor() or platform.machine(),
+        cpus=os.cpu_count(),
+        loadavg_1min=[round(load_before, 2), round(os.getloadavg()[0], 2)],
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
