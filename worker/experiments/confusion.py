@@ -38,25 +38,13 @@ import numpy as np
 
 from shared import analysis, plots
 from shared.datasets import FASHION_CLASSES
-from worker.experiments.keras_common import (ExperimentResult, OnEpoch, ShouldStop, last_metrics,
-                                             merge_params, to_jsonable, train_fashion_mlp,
+from worker.experiments.keras_common import (FASHION_TRAINING, ExperimentResult, OnEpoch, ShouldStop,
+                                             last_metrics, merge_params, to_jsonable, train_fashion_mlp,
                                              write_json)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PARAMS: dict[str, Any] = {
-    "epochs": 40,
-    "batch_size": 128,
-    "optimizer": "adam",
-    "learning_rate": 1e-3,
-    "lr_schedule": "cosine",
-    "final_lr_fraction": 0.02,
-    "hidden_units": 100,
-    "l2": 1e-4,
-    "dropout": 0.3,
-    "val_fraction": 0.1,
-    "seed": 0,
-}
+DEFAULT_PARAMS: dict[str, Any] = {**FASHION_TRAINING, "hidden_units": 100, "l2": 1e-4, "dropout": 0.3}
 
 FILES = {
     "history": "history.json",

@@ -46,6 +46,19 @@ class ExperimentResult:
     artifacts: list[Path] = field(default_factory=list)
 
 
+# Training settings shared by the two Fashion-MNIST problems (2 and 3); each adds its network's own.
+FASHION_TRAINING: dict[str, Any] = {
+    "epochs": 40,
+    "batch_size": 128,
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "lr_schedule": "cosine",
+    "final_lr_fraction": 0.02,
+    "val_fraction": 0.1,
+    "seed": 0,
+}
+
+
 def merge_params(defaults: Mapping[str, Any], params: Mapping[str, Any] | None) -> dict[str, Any]:
     """Defaults overridden by ``params``; unknown keys are an error (they are usually typos).
 

@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from shared import analysis, plots
-from worker.experiments.keras_common import (ExperimentResult, OnEpoch, ShouldStop, dense_kernels,
-                                             last_metrics, merge_params, read_json, rel,
+from worker.experiments.keras_common import (FASHION_TRAINING, ExperimentResult, OnEpoch, ShouldStop,
+                                             dense_kernels, last_metrics, merge_params, read_json, rel,
                                              to_jsonable, train_fashion_mlp, write_json)
 
 MODELS: dict[str, dict[str, Any]] = {
@@ -50,17 +50,7 @@ RUN_NAMES: tuple[str, ...] = tuple(MODELS)
 
 JUNCTIONS = (("input_hidden", "input→hidden", "kernel_1"), ("hidden_output", "hidden→output", "kernel_2"))
 
-DEFAULT_PARAMS: dict[str, Any] = {
-    "epochs": 40,
-    "batch_size": 128,
-    "optimizer": "adam",
-    "learning_rate": 1e-3,
-    "lr_schedule": "cosine",
-    "final_lr_fraction": 0.02,
-    "val_fraction": 0.1,
-    "seed": 0,
-    "models": MODELS,
-}
+DEFAULT_PARAMS: dict[str, Any] = {**FASHION_TRAINING, "models": MODELS}
 
 SUMMARY_FILES = {
     "learning_curves": "learning_curves.png",
