@@ -46,13 +46,19 @@ def test_sweep_on_the_embedded_broker_needs_no_server(hw3_env, tmp_path):
     _check_finished_sweep(hw3_env, status, 6)
 
     # artifacts are recorded with size and sha256, and fetch copies exactly those
-    store = Store(hw3_env and f"sqlite:///{hw3_env['HW3_DATA']}/hw3.sqlite")
+    store = Store(f"sqlite:///{hw3_env['HW3_DATA']}/hw3.sqlite")
     arts = store.artifacts(status["job_id"])
     assert {"report.md", "overview.png", "runs/final/weights.npz"} <= {a["path"] for a in arts}
     dest = tmp_path / "fetched"
     hw3("fetch", status["job_id"], "--dest", str(dest), env=hw3_env, check=True)
     for a in arts:
         assert sha256_of(dest / a["path"]) == a["sha256"]
+
+    # plot re-renders every figure from the database rows into any folder
+    out = tmp_path / "plots"
+    listed = json.loads(hw3("plot", status["job_id"], "--out", str(out), "--json", env=hw3_env, check=True).stdout)
+    assert len(listed) == 8 and all(Path(p).read_bytes().startswith(PNG) for p in listed)
+    assert "revision 0001" in hw3("db", "upgrade", env=hw3_env, check=True).stdout
 
 
 def test_sweep_through_redis_and_a_separate_worker(hw3_env, redis_server, start_worker):
