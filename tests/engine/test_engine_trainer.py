@@ -176,3 +176,41 @@ def test_short_real_mnist_training():
     reports = list(t.run())
     assert reports[-1].val_accuracy > 0.9, reports
     assert reports[-1].train_loss < reports[0].train_loss
+
+
+def test_every_layer_updated_exactly_once_per_minibatch(monkeypatch):
+    x, y, *_ = toy_data()
+    t = Trainer(toy_config(epochs=1), x, y)
+    calls = []
+    original = t._opt.update
+    monkeypatch.setattr(t._opt, "update", lambda i, lr: (calls.append(i), original(i, lr)))
+    before = [p.copy() for p in t.model.params]
+    list(t.run())
+    assert calls == [2, 1, 0] * (500 // 50)  # last layer first, one update per layer per minibatch
+    assert all((p != q).all() for p, q in zip(t.model.params, before))  # every weight and bias moved
+
+
+def test_threads_limit_blas_during_training_only():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads_now():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    x, y, xv, yv = toy_data()
+    t = Trainer(toy_config(epochs=1, threads=1), x, y, xv, yv)
+    outside, seen = blas_threads_now(), []
+    original = t._train_epoch
+    t._train_epoch = lambda lr: (seen.append(blas_threads_now()), original(lr))[1]
+    list(t.run())
+    assert seen == [[1] * len(outside)]
+    assert blas_threads_now() == outside
+
+
+def test_float32_everywhere_in_training():
+    x, y, *_ = toy_data()
+    t = Trainer(toy_config(epochs=1), x.astype(np.float64), y)
+    list(t.run())
+    bp = t._bp
+    arrays = [bp.x, bp.logits, bp.sums, *bp.a, *bp.h, *bp.delta, *bp.mask, *t.model.params, *t._opt.velocity]
+    assert all(a.dtype == np.float32 for a in arrays)
+    assert t.x_train.dtype == np.float32

@@ -15,12 +15,25 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
-# (symbol, integer type): numpy wheels ship OpenBLAS with 64-bit integers and a prefix/suffix.
+# (symbol, integer type): numpy's wheels ship OpenBLAS with 64-bit integers and a prefix/suffix.
 _SYMBOLS = (
     ("scipy_cblas_sgemm64_", ctypes.c_int64),
     ("cblas_sgemm64_", ctypes.c_int64),
     ("scipy_cblas_sgemm", ctypes.c_int),
 )
+
+
+def _layout(m):
+    """(transpose flag, leading dimension) describing 2-D m to a row-major BLAS, or None.
+
+    Rows may be padded (a column slice of a wider buffer), as long as one axis has unit stride.
+    """
+    (rows, cols), (s0, s1), item = m.shape, m.strides, m.itemsize
+    if s1 == item and s0 % item == 0 and s0 // item >= max(cols, 1):
+        return _NO_TRANS, s0 // item
+    if s0 == item and s1 % item == 0 and s1 // item >= max(rows, 1):
+        return _TRANS, s1 // item
+    return None
 
 
 def _find_sgemm():
@@ -48,25 +61,8 @@ def _works(fn) -> bool:
     rng = np.random.default_rng(0)
     a, b = rng.random((3, 4), dtype=np.float32), rng.random((5, 4), dtype=np.float32)
     c = np.ones((3, 5), np.float32)
-    args = _blas_args(a, b.T, c)
-    fn(_ROW_MAJOR, args[0], args[1], 3, 5, 4, 2.0, args[2], args[3], args[4], args[5], 0.5, c.ctypes.data, 5)
+    fn(_ROW_MAJOR, _NO_TRANS, _TRANS, 3, 5, 4, 2.0, a.ctypes.data, 4, b.ctypes.data, 4, 0.5, c.ctypes.data, 5)
     return np.allclose(c, 2 * a @ b.T + 0.5, rtol=1e-5)
-
-
-def _operand(m):
-    # Row-major BLAS operand: (transpose flag, pointer, leading dimension), or None.
-    if m.flags.c_contiguous:
-        return _NO_TRANS, m.ctypes.data, m.shape[1]
-    if m.flags.f_contiguous:
-        return _TRANS, m.ctypes.data, m.shape[0]
-    return None
-
-
-def _blas_args(a, b, c):
-    oa, ob = _operand(a), _operand(b)
-    if oa is None or ob is None or not c.flags.c_contiguous:
-        return None
-    return oa[0], ob[0], oa[1], oa[2], ob[1], ob[2]
 
 
 _sgemm = _find_sgemm()
@@ -76,9 +72,9 @@ HAVE_BLAS_GEMM = _sgemm is not None
 class Gemm:
     """c = alpha * (a @ b) + beta * c, in place, each time it is called; a (m, k), b (k, n), c (m, n).
 
-    The buffers are bound once (a and b may be transposed views), so a call costs about what a
-    np.matmul call costs; the arrays are referenced here and must be updated in place, never
-    replaced.
+    The buffers are bound once (a and b may be transposed or row-padded views), so a call costs
+    about what a np.matmul call costs. The arrays are referenced here: update them in place,
+    never replace them.
     """
 
     def __init__(self, a, b, c, alpha: float = 1.0, beta: float = 0.0):
@@ -86,18 +82,21 @@ class Gemm:
         if b.shape[0] != k or c.shape != (m, n):
             raise ValueError(f"gemm shapes do not match: {a.shape} @ {b.shape} -> {c.shape}")
         self.a, self.b, self.c, self.alpha, self.beta = a, b, c, alpha, beta
-        args = _blas_args(a, b, c) if _sgemm is not None and c.dtype == a.dtype == b.dtype == np.float32 else None
-        if args is not None and m and n and k:
-            ta, tb, pa, lda, pb, ldb = args
+        la, lb, lc = _layout(a), _layout(b), _layout(c)
+        self.blas = bool(
+            _sgemm is not None and m and n and k
+            and a.dtype == b.dtype == c.dtype == np.float32
+            and la and lb and lc and lc[0] == _NO_TRANS
+        )
+        if self.blas:
             int_t, f32, ptr = _sgemm.argtypes[3], ctypes.c_float, ctypes.c_void_p
-            ints = [int_t(v) for v in (m, n, k, lda, ldb, n)]  # converted once, not per call
-            flags = [ctypes.c_int(v) for v in (_ROW_MAJOR, ta, tb)]
-            self._args = (*flags, *ints[:3], f32(alpha), ptr(pa), ints[3], ptr(pb), ints[4],
-                          f32(beta), ptr(c.ctypes.data), ints[5])
-            self.blas = True
+            i = ctypes.c_int
+            # Converted to ctypes once, not per call.
+            self._args = (i(_ROW_MAJOR), i(la[0]), i(lb[0]), int_t(m), int_t(n), int_t(k), f32(alpha),
+                          ptr(a.ctypes.data), int_t(la[1]), ptr(b.ctypes.data), int_t(lb[1]), f32(beta),
+                          ptr(c.ctypes.data), int_t(lc[1]))
         else:
-            self._scratch = np.empty_like(c)
-            self.blas = False
+            self._scratch = np.empty(c.shape, c.dtype)
 
     def __call__(self):
         if self.blas:

@@ -14,10 +14,13 @@ from .config import ACTIVATION_NAMES, INIT_NAMES
 class MLP:
     """input -> [dense -> activation] * len(hidden) -> dense -> softmax.
 
-    weights[i] has shape (fan_in, fan_out), biases[i] shape (fan_out,); a layer computes
-    h @ W + b for h of shape (batch, fan_in). All arrays share one float dtype: float32 for
-    training, float64 is allowed for gradient checks. Softmax is applied by the callers that
-    need probabilities, so `forward` returns logits.
+    Layer i maps h (batch, fan_in) to h @ W_i + b_i. Its parameters live in one array
+    params[i] of shape (fan_in + 1, fan_out) whose last row is the bias, so that
+    [h, 1] @ params[i] = h @ W_i + b_i: training does one matmul and one gradient product per
+    layer for weights and bias together. weights[i] (fan_in, fan_out) and biases[i] (fan_out,)
+    are views into params[i]; change them in place, never rebind them.
+    All arrays share one float dtype: float32 for training, float64 is allowed for gradient
+    checks. `forward` returns logits; softmax is applied where probabilities are needed.
     """
 
     def __init__(self, weights, biases, activation: str = "relu"):
@@ -26,12 +29,15 @@ class MLP:
         if len(weights) != len(biases) or not weights:
             raise ValueError("need one bias vector per weight matrix and at least one layer")
         dtype = np.asarray(weights[0]).dtype
-        self.weights = [np.ascontiguousarray(w, dtype=dtype) for w in weights]
-        self.biases = [np.ascontiguousarray(b, dtype=dtype) for b in biases]
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            fan_in = self.weights[i - 1].shape[1] if i else w.shape[0]
+        self.params = []
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            w, b = np.asarray(w), np.asarray(b)
+            fan_in = self.params[-1].shape[1] if i else w.shape[0]
             if w.ndim != 2 or w.shape[0] != fan_in or b.shape != (w.shape[1],):
                 raise ValueError(f"layer {i}: weight {w.shape} / bias {b.shape} do not chain")
+            self.params.append(np.vstack([w, b[None, :]]).astype(dtype, copy=False))
+        self.weights = [p[:-1] for p in self.params]
+        self.biases = [p[-1] for p in self.params]
         self.activation = activation
         self.act = ACTIVATIONS[activation]
 
@@ -66,7 +72,7 @@ class MLP:
 
     @property
     def n_params(self) -> int:
-        return sum(w.size + b.size for w, b in zip(self.weights, self.biases))
+        return sum(p.size for p in self.params)
 
     def forward(self, x, out=None):
         """Logits (batch, n_out) for x (batch, n_in); `out` = optional per-layer output buffers."""
@@ -83,9 +89,7 @@ class MLP:
         probs = np.empty((len(x), self.sizes[-1]), self.dtype)
         for s in range(0, len(x), batch_size):
             z = self.forward(x[s : s + batch_size])
-            z -= z.max(axis=1, keepdims=True)
-            np.exp(z, out=z)
-            probs[s : s + batch_size] = z / z.sum(axis=1, keepdims=True)
+            softmax_(z, probs[s : s + batch_size], np.empty((len(z), 1), self.dtype))
         return probs
 
     def predict(self, x, batch_size: int = 1000):

@@ -46,7 +46,7 @@ def blas_threads(threads: int | None):
 
 
 def _as_data(x, y, name: str, n_classes: int):
-    x = np.ascontiguousarray(x, dtype=np.float32)  # no copy when already float32 C-ordered
+    x = np.asarray(x)
     y = np.asarray(y)
     if x.ndim != 2 or len(x) == 0:
         raise ValueError(f"x_{name} must be a non-empty (rows, features) array, got shape {x.shape}")
@@ -60,6 +60,15 @@ def _as_data(x, y, name: str, n_classes: int):
     return x, y.astype(np.intp)
 
 
+def _with_ones_column(x):
+    # float32 copy of x plus a constant-1 column: minibatches are then plain row gathers
+    # into Backprop.x, whose last column feeds the first layer's bias row.
+    out = np.empty((len(x), x.shape[1] + 1), np.float32)
+    out[:, :-1] = x
+    out[:, -1] = 1
+    return out
+
+
 def _fingerprint(x, y) -> int:
     # Cheap check that a resume sees the same training set: labels plus first and last rows.
     return zlib.crc32(y.tobytes() + x[0].tobytes() + x[-1].tobytes())
@@ -71,13 +80,23 @@ class Trainer:
     Each epoch: lr = config.lr_at(epoch); shuffle the rows with the trainer's generator; for
     every minibatch, one forward pass, one backward pass and one update of every weight and
     bias (batch 100 on 50,000 rows: 500 updates). Stop early by not resuming the generator.
+
+    x: (rows, features) floats, copied once to float32; y: integer labels (rows,) in
+    0..n_classes-1. `model` is updated in place and its arrays are bound to the training
+    buffers: read or copy them, never replace them.
     """
 
     def __init__(self, config: TrainConfig, x_train, y_train, x_val=None, y_val=None, *, n_classes: int = 10):
         self.config = config.validate(len(x_train))
         self.n_classes = n_classes
-        self.x_train, self.y_train = _as_data(x_train, y_train, "train", n_classes)
-        self.val = None if x_val is None else _as_data(x_val, y_val, "val", n_classes)
+        x_train, self.y_train = _as_data(x_train, y_train, "train", n_classes)
+        self._x1 = _with_ones_column(x_train)  # the only copy of the training inputs kept
+        self.x_train = self._x1[:, :-1]
+        if x_val is None:
+            self.val = None
+        else:
+            x_val, y_val = _as_data(x_val, y_val, "val", n_classes)
+            self.val = np.ascontiguousarray(x_val, dtype=np.float32), y_val
         self._rng = np.random.default_rng(config.seed)
         sizes = (self.x_train.shape[1], *config.hidden, n_classes)
         self.model = MLP.initialize(sizes, config.activation, config.init, self._rng)
@@ -95,6 +114,7 @@ class Trainer:
             yield self.run_epoch()
 
     def run_epoch(self) -> EpochReport:
+        """Train one more epoch (what each step of run() does) and return its report."""
         epoch, cfg = self.epoch + 1, self.config
         lr = cfg.lr_at(epoch)
         with blas_threads(cfg.threads):
@@ -116,7 +136,7 @@ class Trainer:
         return report
 
     def _train_epoch(self, lr: float):
-        x, y, bp, n, B = self.x_train, self.y_train, self._bp, len(self.x_train), self.config.batch_size
+        x, y, bp, n, B = self._x1, self.y_train, self._bp, len(self._x1), self.config.batch_size
         order = self._rng.permutation(n)
         rng = self._rng if self.config.dropout else None
         logits, sums = self._epoch_logits, self._epoch_sums  # kept per row for the epoch's metrics
@@ -135,9 +155,9 @@ class Trainer:
     def save_checkpoint(self, path) -> None:
         """Whole training state in one .npz, written atomically (tmp file + rename)."""
         arrays = dict(self.model.arrays())
-        if self._opt.velocity_w is not None:
-            for i, (vw, vb) in enumerate(zip(self._opt.velocity_w, self._opt.velocity_b)):
-                arrays[f"vW{i}"], arrays[f"vb{i}"] = vw, vb
+        if self._opt.velocity is not None:
+            for i, v in enumerate(self._opt.velocity):
+                arrays[f"vW{i}"], arrays[f"vb{i}"] = v[:-1], v[-1]
         meta = {
             "format": CHECKPOINT_FORMAT,
             "config": self.config.to_dict(),
@@ -164,10 +184,10 @@ class Trainer:
         t = cls(TrainConfig.from_dict(meta["config"]), x_train, y_train, x_val, y_val, n_classes=meta["n_classes"])
         if len(t.x_train) != meta["n_train"] or _fingerprint(t.x_train, t.y_train) != meta["data_fingerprint"]:
             raise ValueError("checkpoint was written for a different training set")
-        for i, (w, b) in enumerate(zip(t.model.weights, t.model.biases)):
-            w[...], b[...] = arrays[f"W{i}"], arrays[f"b{i}"]
-            if t._opt.velocity_w is not None:
-                t._opt.velocity_w[i][...], t._opt.velocity_b[i][...] = arrays[f"vW{i}"], arrays[f"vb{i}"]
+        for i, p in enumerate(t.model.params):  # in place: the trainer's buffers point at these
+            p[:-1], p[-1] = arrays[f"W{i}"], arrays[f"b{i}"]
+            if t._opt.velocity is not None:
+                t._opt.velocity[i][:-1], t._opt.velocity[i][-1] = arrays[f"vW{i}"], arrays[f"vb{i}"]
         t._rng.bit_generator.state = meta["rng"]
         t.epoch, t.steps = meta["epoch"], meta["steps"]
         t.history = [EpochReport(**r) for r in meta["history"]]
