@@ -36,6 +36,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_time_limit=settings.task_time_limit,
         task_soft_time_limit=max(settings.task_time_limit - 60, 1),
         worker_hijack_root_logger=False,
+        worker_proc_alive_timeout=120,  # pool processes read the MNIST file as they start
         worker_cancel_long_running_tasks_on_connection_loss=False,
         enable_utc=True,
     )

@@ -1,13 +1,16 @@
-"""Thin Celery tasks: load inputs, call plain Python (worker.sweep, worker.jobs), let the store record results."""
+"""Thin Celery tasks: load inputs, call plain Python (worker.sweep, worker.keras_jobs), let the store record results."""
 from __future__ import annotations
 
 import os
 from functools import lru_cache
 
-from worker import keras_jobs, sweep
-from worker.app import app
+from celery.signals import worker_process_init
+
+from shared import datasets
 from shared.settings import get_settings
 from shared.store import Store
+from worker import keras_jobs, sweep
+from worker.app import app
 
 
 @lru_cache(maxsize=1)
@@ -17,6 +20,19 @@ def _store_for(pid: int, url: str) -> Store:  # one engine per process: connecti
 
 def store() -> Store:
     return _store_for(os.getpid(), get_settings().database_url)
+
+
+@worker_process_init.connect
+def _warm_up(**_) -> None:
+    """Open the store and read the MNIST training file as a pool process starts, so that the first task's
+    first epoch is not delayed by them (a missing or bad file is reported by the task that needs it)."""
+    settings = get_settings()
+    store()
+    if (settings.datasets_dir / datasets.MNIST_TRAIN_FILE).is_file():
+        try:
+            sweep.mnist_train_file(str(settings.datasets_dir))
+        except datasets.DatasetError:
+            pass
 
 
 def _cores() -> int:
