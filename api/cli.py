@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from api import client
-from shared.settings import get_settings
+from shared.settings import available_cores, get_settings
 from shared.store import StoreError
 
 FAILED_EXIT = 1
@@ -415,7 +415,7 @@ def cancel(job_id):
 @click.option("--name", default="worker", help="worker node name; @%h (the host name) is added unless it has an @")
 def worker(concurrency, loglevel, name):
     """Start a Celery worker against CELERY_BROKER_URL (or the embedded broker)."""
-    concurrency = concurrency or client.cores()
+    concurrency = concurrency or available_cores()
     client.get_store()  # apply migrations before the pool forks
     cmd = client.worker_command(concurrency, name if "@" in name else f"{name}@%h", loglevel)
     os.execve(cmd[0], cmd, client.worker_env(concurrency))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from shared.models import FINISHED
-from shared.settings import Settings, get_settings
+from shared.settings import Settings, available_cores, get_settings
 from shared.store import Store
 
 
@@ -53,9 +53,6 @@ def submit_keras(kind: str, params: dict, data: str | None = None, store: Store 
     return job_id
 
 
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
 
 def worker_command(concurrency: int, name: str, loglevel: str = "WARNING") -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool", "prefork",
@@ -66,7 +63,7 @@ def worker_command(concurrency: int, name: str, loglevel: str = "WARNING") -> li
 def worker_env(concurrency: int) -> dict[str, str]:
     """Environment for a worker: BLAS threads per task × concurrent tasks ≤ cores."""
     env = dict(os.environ)
-    env.setdefault("HW3_BLAS_THREADS", str(max(1, cores() // concurrency)))
+    env.setdefault("HW3_BLAS_THREADS", str(max(1, available_cores() // concurrency)))
     return env
 
 
@@ -74,7 +71,7 @@ def worker_env(concurrency: int) -> dict[str, str]:
 def local_workers(concurrency: int | None = None, settings: Settings | None = None) -> Iterator[subprocess.Popen]:
     """Start a worker process group for the duration of a command (the embedded default), stop it after."""
     settings = settings or get_settings()
-    concurrency = concurrency or cores()
+    concurrency = concurrency or available_cores()
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_dir / f"worker-{os.getpid()}.log", "ab")

@@ -38,6 +38,11 @@ class Settings:
         return self.artifacts_dir / job_id
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (the affinity mask, e.g. a container's cpuset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def get_settings(env: dict[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     data_dir = Path(env.get("HW3_DATA") or "./data").expanduser().absolute()

@@ -7,7 +7,7 @@ from functools import lru_cache
 from celery.signals import worker_process_init
 
 from shared import datasets
-from shared.settings import get_settings
+from shared.settings import available_cores, get_settings
 from shared.store import Store
 from worker import keras_jobs, sweep
 from worker.app import app
@@ -35,10 +35,6 @@ def _warm_up(**_) -> None:
             pass
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 @app.task(name="hw3.sweep.train_run", bind=True)
 def train_sweep_run(self, run_id: int) -> None:
     if sweep.train_run(store(), get_settings(), run_id, self.request.hostname, sweep.default_threads()):
@@ -49,7 +45,7 @@ def train_sweep_run(self, run_id: int) -> None:
 def finalize_sweep(self, job_id: str) -> None:
     # the retrain runs alone once the sweep has drained: give it every core unless this host is still busy
     busy = store().running_on(self.request.hostname)
-    threads = _cores() if busy == 0 else sweep.default_threads()
+    threads = available_cores() if busy == 0 else sweep.default_threads()
     sweep.finalize(store(), get_settings(), job_id, self.request.hostname, threads)
 
 
