@@ -4,7 +4,11 @@ HW3_DATA           the volume: database, artifacts/<job_id>/, the embedded broke
 HW3_DATASETS       where input files are looked for                                       (default $HW3_DATA/datasets)
 CELERY_BROKER_URL  unset => embedded SQLite broker under HW3_DATA; redis://... => Redis
 DATABASE_URL       unset => sqlite:///$HW3_DATA/hw3.sqlite; any SQLAlchemy URL otherwise
-HW3_TASK_TIME_LIMIT  hard time limit of one task, seconds (default 6 hours)
+HW3_TASK_TIME_LIMIT  hard time limit of one task, seconds (default 6 hours); the soft limit, which fails the
+                   run with a clear message, comes a little earlier (a tenth of it, at most 60 s)
+HW3_LEASE_SECONDS  a running run whose worker has not written a heartbeat for this long is presumed lost and
+                   is queued again (default 120; heartbeats every quarter of it)
+HW3_MAX_ATTEMPTS   a run lost this many times is failed instead of queued again (default 3)
 """
 from __future__ import annotations
 
@@ -20,6 +24,12 @@ class Settings:
     broker_url: str | None
     database_url: str
     task_time_limit: int
+    lease_seconds: float = 120.0
+    max_attempts: int = 3
+
+    @property
+    def soft_time_limit(self) -> int:
+        return self.task_time_limit - min(60, max(1, self.task_time_limit // 10))
 
     @property
     def artifacts_dir(self) -> Path:
@@ -53,5 +63,20 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
         datasets_dir=datasets_dir,
         broker_url=env.get("CELERY_BROKER_URL") or None,
         database_url=database_url,
-        task_time_limit=int(env.get("HW3_TASK_TIME_LIMIT") or 6 * 3600),
+        task_time_limit=_number(env, "HW3_TASK_TIME_LIMIT", int, 6 * 3600, 2),
+        lease_seconds=_number(env, "HW3_LEASE_SECONDS", float, 120.0, 1.0),
+        max_attempts=_number(env, "HW3_MAX_ATTEMPTS", int, 3, 1),
     )
+
+
+def _number(env, name: str, kind, default, minimum):
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value != value or value < minimum:
+        raise ValueError(f"{name}={raw!r}: expected {'an integer' if kind is int else 'a number'} >= {minimum}")
+    return value

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import math
+import os
 import re
 import secrets
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,6 +27,7 @@ from shared.models import FINISHED, Artifact, Epoch, Job, Run, utcnow
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{12}$")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+MIGRATION_LOCK_KEY = 0x687733  # PostgreSQL advisory lock id held while migrating ("hw3")
 EPOCH_FIELDS = ("lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
 
 
@@ -40,11 +43,40 @@ class JobNotFound(StoreError, LookupError):
     pass
 
 
+class RunBusy(StoreError):
+    """The run is held by another live attempt (its lease is fresh): a duplicate delivery does nothing."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def validate_job_id(job_id: str) -> str:
     """Job ids are 12 lowercase hex digits; anything else is refused before it reaches a query or a path."""
     if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
         raise InvalidJobId(f"invalid job id {job_id!r}: expected 12 lowercase hex digits, e.g. 3f9c0a1b2d4e")
     return job_id
+
+
+def _json_safe(value):
+    """JSON results with NaN/inf replaced by None: PostgreSQL's json type refuses them (SQLite would keep them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -55,8 +87,18 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds")
 
 
+# PostgreSQL's transient write failures: a deadlock (it aborts one of the transactions) and a serialization failure
+RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def _transient(exc: OperationalError) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message or getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
+
+
 def _retry_locked(fn):
-    """Retry a write a few times if SQLite's busy timeout still expired under heavy contention."""
+    """Retry a write a few times if SQLite's busy timeout still expired under heavy contention, or PostgreSQL
+    aborted it as a deadlock victim (the transaction was rolled back whole, so running it again is safe)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -65,7 +107,7 @@ def _retry_locked(fn):
             try:
                 return fn(*args, **kwargs)
             except OperationalError as exc:
-                if "locked" not in str(exc).lower() and "busy" not in str(exc).lower() or attempt == 7:
+                if not _transient(exc) or attempt == 7:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -74,6 +116,10 @@ def _retry_locked(fn):
 
 
 def _make_engine(url: str, *, immediate: bool) -> Engine:
+    if url.startswith("postgresql+psycopg:"):
+        # text comes back as str even from a SQL_ASCII database (a cluster created under the C locale, e.g.
+        # Debian's default one in a container); psycopg would hand back bytes there
+        return create_engine(url, pool_pre_ping=True, connect_args={"client_encoding": "utf8"})
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     engine = create_engine(url, connect_args={"timeout": 60})
@@ -95,9 +141,21 @@ def _make_engine(url: str, *, immediate: bool) -> Engine:
     return engine
 
 
+def normalise_url(url: str) -> str:
+    """`postgresql://` and `postgres://` (the forms servers and hosting providers hand out) mean psycopg 3,
+    the driver the `postgres` extra installs; left alone, SQLAlchemy would look for psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
 class Store:
-    def __init__(self, url: str, *, migrate: bool = True):
-        self.url = url
+    """`lease_seconds`: a running run whose heartbeat is older than this is presumed lost (see `requeue_stale`)."""
+
+    def __init__(self, url: str, *, migrate: bool = True, lease_seconds: float = 120.0):
+        url = normalise_url(url)
+        self.url, self.lease_seconds = url, lease_seconds
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self._writer = _make_engine(url, immediate=True)
@@ -109,7 +167,8 @@ class Store:
 
     # -- schema -------------------------------------------------------------------------------------------
     def upgrade(self) -> None:
-        """Apply Alembic migrations up to head (serialised across processes for SQLite by a file lock)."""
+        """Apply Alembic migrations up to head, serialised across processes: by a file lock for SQLite, by a
+        transaction-scoped advisory lock for PostgreSQL (whoever waited then finds the schema at head)."""
         from alembic import command
         from alembic.config import Config
 
@@ -117,6 +176,8 @@ class Store:
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self._migration_lock(), self._writer.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
@@ -205,7 +266,7 @@ class Store:
             job.state, job.finished_at = state, utcnow()
             job.started_at = job.started_at or job.finished_at
             if result is not None:
-                job.result = result
+                job.result = _json_safe(result)
             if error is not None:
                 job.error = error
 
@@ -241,22 +302,76 @@ class Store:
 
     # -- runs -----------------------------------------------------------------------------------------------
     @_retry_locked
-    def start_run(self, run_id: int, worker: str) -> dict | None:
-        """Mark a run running and return it (as `run_info`), or None if it has already ended
-        (a redelivered task after success, or a run cancelled while queued)."""
+    def start_run(self, run_id: int, worker: str, pid: int | None = None) -> dict | None:
+        """Take the run's lease (worker node, process id, heartbeat) and mark it running; return it as
+        `run_info`, or None if it has already ended (a redelivered task after success, or a run cancelled while
+        queued). Raises RunBusy while another attempt holds a fresh lease: a duplicate delivery must not train
+        the same run twice. A lease left by a dead process of the same worker node is taken over at once."""
+        pid = os.getpid() if pid is None else pid
         with self._write() as s:
-            run = s.get(Run, run_id)
+            run = s.get(Run, run_id, with_for_update=True)
             if run is None:
                 raise LookupError(f"no run {run_id}")
             if run.state in FINISHED:
                 return None
             now = utcnow()
-            run.state, run.worker, run.attempts = "running", worker, run.attempts + 1
+            if run.state == "running" and (run.worker, run.pid) != (worker, pid):
+                fresh = run.heartbeat_at is not None and _aware(run.heartbeat_at) > now - timedelta(
+                    seconds=self.lease_seconds)
+                owner_dead = run.worker == worker and run.pid is not None and not _pid_alive(run.pid)
+                if fresh and not owner_dead:
+                    raise RunBusy(f"run {run_id} is held by {run.worker} (pid {run.pid}), last heartbeat "
+                                  f"{(now - _aware(run.heartbeat_at)).total_seconds():.0f} s ago")
+            run.state, run.worker, run.pid, run.attempts = "running", worker, pid, run.attempts + 1
             run.started_at, run.heartbeat_at = run.started_at or now, now
             job = run.job
             if job.state == "queued":
                 job.state, job.started_at = "running", now
             return self._run_info(run)
+
+    @_retry_locked
+    def heartbeat(self, run_id: int, worker: str, pid: int | None = None) -> bool:
+        """Renew the lease of a running run held by (worker, pid); False if the run is no longer held by it."""
+        pid = os.getpid() if pid is None else pid
+        with self._write() as s:
+            res = s.execute(update(Run).where(Run.id == run_id, Run.state == "running", Run.worker == worker,
+                                              Run.pid == pid).values(heartbeat_at=utcnow()))
+            return res.rowcount == 1
+
+    @_retry_locked
+    def requeue_stale(self, max_attempts: int = 3) -> list[dict]:
+        """Runs whose worker went silent — running, heartbeat older than the lease — are put back to queued
+        (the caller dispatches them again; they resume from their checkpoint), or failed once they have been
+        attempted `max_attempts` times. Atomic: of several workers calling this, one takes each run.
+        Returns [{run_id, job_id, kind, role, state, worker}] for what changed."""
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self.lease_seconds)
+        changed = []
+        with self._write() as s:
+            rows = s.execute(select(Run, Job.kind).join(Job, Job.id == Run.job_id)
+                             .where(Run.state == "running", Run.heartbeat_at < cutoff)
+                             .with_for_update(of=Run, skip_locked=True)).all()
+            for run, kind in rows:
+                silent = (now - _aware(run.heartbeat_at)).total_seconds()
+                lost_from = run.worker
+                if run.job.state in FINISHED:  # its job ended without it (e.g. failed in between): close it
+                    run.state, run.finished_at = "failed", now
+                    run.error = run.error or f"WorkerLost: its job had ended ({run.job.state})"
+                elif run.attempts >= max_attempts or run.job.cancel_requested:
+                    run.state, run.finished_at = ("cancelled" if run.job.cancel_requested else "failed"), now
+                    if run.state == "failed":
+                        run.error = (f"WorkerLost: its worker {run.worker} (pid {run.pid}) went silent for "
+                                     f"{silent:.0f} s on attempt {run.attempts} of {max_attempts}; not retried")
+                else:
+                    run.state = "queued"
+                run.pid = None
+                changed.append({"run_id": run.id, "job_id": run.job_id, "kind": kind, "role": run.role,
+                                "state": run.state, "worker": lost_from})
+        return changed
+
+    def run_id(self, job_id: str, name: str) -> int | None:
+        with self._read() as s:
+            return s.scalar(select(Run.id).where(Run.job_id == job_id, Run.name == name))
 
     def run_info(self, run_id: int) -> dict:
         with self._read() as s:
@@ -270,7 +385,7 @@ class Store:
         return {"run_id": run.id, "job_id": run.job_id, "name": run.name, "role": run.role,
                 "config": dict(run.config), "state": run.state, "epochs_total": run.epochs_total,
                 "epochs_done": run.epochs_done, "attempts": run.attempts, "result": run.result,
-                "error": run.error, "worker": run.worker}
+                "error": run.error, "worker": run.worker, "pid": run.pid}
 
     @_retry_locked
     def record_epoch(self, run_id: int, report: dict[str, Any]) -> None:
@@ -299,7 +414,7 @@ class Store:
             run = s.get(Run, run_id)
             run.state, run.finished_at = state, utcnow()
             if result is not None:
-                run.result = result
+                run.result = _json_safe(result)
             if error is not None:
                 run.error = error
 
@@ -359,7 +474,9 @@ class Store:
                                        .join(Run, Run.id == Epoch.run_id).where(Run.job_id == job.id)
                                        .group_by(Epoch.run_id)).all())
             runs = []
+            now = utcnow()
             for r in job.runs:
+                silent = (now - _aware(r.heartbeat_at)).total_seconds() if r.heartbeat_at else None
                 runs.append({
                     "run_id": r.id, "name": r.name, "role": r.role, "config": r.config, "state": r.state,
                     "epochs_done": r.epochs_done, "epochs_total": r.epochs_total,
@@ -367,6 +484,10 @@ class Store:
                     "mean_epoch_seconds": mean_secs.get(r.id), "error": r.error, "result": r.result,
                     "worker": r.worker, "attempts": r.attempts, "started_at": _iso(r.started_at),
                     "heartbeat_at": _iso(r.heartbeat_at), "finished_at": _iso(r.finished_at),
+                    "heartbeat_age_s": None if silent is None else round(silent, 1),
+                    # running, but its worker has been silent past the lease: presumed lost until some worker
+                    # queues it again (every worker checks) or, with none left, for good
+                    "lost": r.state == "running" and silent is not None and silent > self.lease_seconds,
                 })
             vals = [v for v in best.values() if v is not None]
             return {
@@ -375,6 +496,7 @@ class Store:
                 "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
                 "finished_at": _iso(job.finished_at), "best_val_accuracy": max(vals) if vals else None,
                 "eta_seconds": _eta(job.state, runs), "runs": runs,
+                "lost_runs": [r["name"] for r in runs if r["lost"]],
             }
 
     def list_jobs(self, limit: int = 20) -> list[dict]:

@@ -34,7 +34,9 @@ def make_app(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_default_queue=QUEUE,
         task_time_limit=settings.task_time_limit,
-        task_soft_time_limit=max(settings.task_time_limit - 60, 1),
+        task_soft_time_limit=settings.soft_time_limit,  # raises in the task: the run fails with the reason
+        # a worker publishing the next task while the broker restarts keeps trying for about 5 minutes
+        task_publish_retry_policy={"max_retries": 60, "interval_start": 0, "interval_step": 1, "interval_max": 5},
         worker_hijack_root_logger=False,
         worker_proc_alive_timeout=120,  # pool processes read the MNIST file as they start
         worker_cancel_long_running_tasks_on_connection_loss=False,
