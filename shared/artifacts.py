@@ -21,12 +21,24 @@ def job_dir(settings: Settings, job_id: str) -> Path:
 def safe_join(base: Path, relative: str | os.PathLike) -> Path:
     """`base/relative`, refusing absolute paths, `..` and symlinks that lead outside `base`."""
     rel = Path(relative)
-    if rel.is_absolute() or ".." in rel.parts:
-        raise UnsafePath(f"refused path {str(relative)!r}: must be relative to {base} without '..'")
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise UnsafePath(f"refused path {str(relative)!r}: must name something inside {base}, relative to it "
+                         f"and without '..'")
     path = base / rel
     if not path.resolve().is_relative_to(base.resolve()):
         raise UnsafePath(f"refused path {str(relative)!r}: it resolves outside {base}")
     return path
+
+
+def confined(base: Path | str, path: Path | str) -> Path:
+    """`path` itself, once checked to lie inside `base` both as written and with symbolic links resolved
+    (UnsafePath otherwise). Call it right before writing to `path`."""
+    base, path = Path(base), Path(path)
+    try:
+        rel = path.relative_to(base)
+    except ValueError:
+        raise UnsafePath(f"refused path {str(path)!r}: it is not inside {base}") from None
+    return safe_join(base, rel)
 
 
 def sha256_of(path: Path) -> str:
@@ -51,13 +63,16 @@ def fetch(store: Store, settings: Settings, job_id: str, dest: Path) -> list[Pat
     Files that resolve outside the job folder, or would land outside `dest`, are refused."""
     base = job_dir(settings, job_id)
     dest = Path(dest)
-    copied = []
-    for art in store.artifacts(job_id):
+    pairs = []
+    for art in store.artifacts(job_id):  # every path is checked before anything is copied
         src = safe_join(base, art["path"])
         if src.is_symlink():
             raise UnsafePath(f"refused artifact {art['path']!r}: it is a symbolic link")
-        target = safe_join(dest, art["path"])
+        if not src.is_file():  # a folder, a FIFO or a device would not copy as a file (or would block)
+            raise UnsafePath(f"refused artifact {art['path']!r}: it is missing or not a regular file in {base}")
+        pairs.append((src, safe_join(dest, art["path"])))
+    for src, target in pairs:
+        confined(dest, target)  # again right before writing: the folder may have changed meanwhile
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, target)
-        copied.append(target)
-    return copied
+    return [target for _, target in pairs]

@@ -4,6 +4,7 @@ Every function takes plain data (numpy arrays, lists of per-epoch dicts) and an 
 writes one PNG there (creating the parent folder) and returns the path. The Agg backend is
 selected at import so plotting works in workers and tests without a display; figures are built
 with ``matplotlib.figure.Figure`` directly, so no global pyplot state is shared between calls.
+Inside ``with confined_to(folder):`` every path is first checked to stay inside that folder.
 
 Sections:
     * Keras jobs (Problems 2-4): learning curves, confusion heat map, weight histograms,
@@ -12,7 +13,9 @@ Sections:
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import matplotlib
@@ -25,10 +28,27 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 DPI = 110
 _MODEL_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+_OUTPUT_FOLDER: ContextVar[Path | None] = ContextVar("hw3_plots_output_folder", default=None)
+
+
+@contextmanager
+def confined_to(folder: Path | str) -> Iterator[Path]:
+    """Within the block, every figure is checked to land inside `folder` before anything is written: a path
+    outside it, with `..`, or through a symbolic link leading out raises shared.artifacts.UnsafePath."""
+    token = _OUTPUT_FOLDER.set(Path(folder))
+    try:
+        yield Path(folder)
+    finally:
+        _OUTPUT_FOLDER.reset(token)
 
 
 def _save(fig: Figure, path: Path | str) -> Path:
     path = Path(path)
+    folder = _OUTPUT_FOLDER.get()
+    if folder is not None:
+        from shared.artifacts import confined
+
+        confined(folder, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
