@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -20,6 +19,8 @@ from shared.settings import available_cores, get_settings
 from shared.store import StoreError
 
 FAILED_EXIT = 1
+DATASETS_HELP = ("folder holding the input files, as the workers see it (an absolute path; default: the worker's "
+                 "HW3_DATASETS)")
 
 
 def _fail(message: str, code: int = FAILED_EXIT):
@@ -56,8 +57,12 @@ def progress_lines(status: dict) -> list[str]:
     for r in status["runs"]:
         acc = r["last_val_accuracy"]
         acc_s = f"val {acc:.4f}" if acc is not None else " " * 10
+        state = r["state"]
+        if r.get("lost"):
+            state += (f" — no heartbeat from {r['worker']} for {r['heartbeat_age_s']:.0f} s: worker presumed lost"
+                      f" (a live worker queues the run again; it resumes from its last epoch)")
         lines.append(f"  {r['name']:<22} [{_bar(r['epochs_done'], r['epochs_total'])}] "
-                     f"{r['epochs_done']:>3}/{r['epochs_total']:<3} {acc_s}  {r['state']}")
+                     f"{r['epochs_done']:>3}/{r['epochs_total']:<3} {acc_s}  {state}")
     return lines
 
 
@@ -135,7 +140,17 @@ def _submit_and_maybe_wait(submits, wait: bool, workers: int | None, as_json: bo
                    "or submit with --wait", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group; a broker that cannot be reached is reported as one `error:` line (exit 1)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except client.BrokerUnavailable as exc:
+            _fail(str(exc))
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Submit EE599 HW3 training jobs to Celery workers and read their results back."""
 
@@ -153,17 +168,18 @@ def main() -> None:
 @click.option("--init", type=str, help="he or glorot")
 @click.option("--seed", type=int)
 @click.option("--train-size", type=int, help="train on the first N of the 50,000 (quick tries)")
+@click.option("--datasets", help=DATASETS_HELP)
 @click.option("--wait", is_flag=True, help="show progress and exit when the job ends")
 @click.option("--workers", type=int, help="local worker processes for the embedded mode (default: one per core)")
 @click.option("--json", "as_json", is_flag=True)
 def sweep(activations, lrs, hidden, batch_size, epochs, decay_epochs, momentum, l2, dropout, init, seed,
-          train_size, wait, workers, as_json):
+          train_size, datasets, wait, workers, as_json):
     """Problem 1: the numpy MLP sweep (activations × initial LRs), then the best retrained on 60,000."""
     from worker.engine import ConfigError
 
     params = {"activations": activations, "lrs": lrs, "hidden": hidden, "batch_size": batch_size,
               "epochs": epochs, "decay_epochs": decay_epochs, "momentum": momentum, "l2": l2,
-              "dropout": dropout, "init": init, "seed": seed, "train_size": train_size}
+              "dropout": dropout, "init": init, "seed": seed, "train_size": train_size, "datasets": datasets}
     try:
         from worker.sweep import plan_sweep
 
@@ -177,11 +193,11 @@ def _keras_params(epochs, seed) -> dict:
     return {k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None}
 
 
-def _plan_or_fail(kind: str, params: dict, data: str | None = None) -> None:
+def _plan_or_fail(kind: str, params: dict, data: str | None = None, datasets: str | None = None) -> None:
     from worker.keras_jobs import plan
 
     try:
-        plan(kind, params, data)
+        plan(kind, params, data, datasets)
     except ValueError as exc:
         _fail(str(exc), 2)
 
@@ -190,6 +206,7 @@ def _common_keras_options(fn):
     for opt in reversed([
         click.option("--epochs", type=int, help="default: the experiment's (see README)"),
         click.option("--seed", type=int),
+        click.option("--datasets", help=DATASETS_HELP),
         click.option("--wait", is_flag=True, help="show progress and exit when the job ends"),
         click.option("--workers", type=int, help="local worker processes for the embedded mode"),
         click.option("--json", "as_json", is_flag=True),
@@ -200,22 +217,22 @@ def _common_keras_options(fn):
 
 @main.command()
 @_common_keras_options
-def confusion(epochs, seed, wait, workers, as_json):
+def confusion(epochs, seed, datasets, wait, workers, as_json):
     """Problem 2: Keras MLP on Fashion-MNIST and its confusion-rate matrix."""
     params = _keras_params(epochs, seed)
-    _plan_or_fail("confusion", params)
-    _submit_and_maybe_wait([lambda store: client.submit_keras("confusion", params, None, store)], wait, workers,
-                           as_json)
+    _plan_or_fail("confusion", params, None, datasets)
+    _submit_and_maybe_wait([lambda store: client.submit_keras("confusion", params, None, store, datasets=datasets)],
+                           wait, workers, as_json)
 
 
 @main.command()
 @_common_keras_options
-def regularization(epochs, seed, wait, workers, as_json):
+def regularization(epochs, seed, datasets, wait, workers, as_json):
     """Problem 3: two Keras MLPs (plain, L2 + dropout) and histograms of their weights."""
     params = _keras_params(epochs, seed)
-    _plan_or_fail("regularization", params)
-    _submit_and_maybe_wait([lambda store: client.submit_keras("regularization", params, None, store)], wait,
-                           workers, as_json)
+    _plan_or_fail("regularization", params, None, datasets)
+    _submit_and_maybe_wait([lambda store: client.submit_keras("regularization", params, None, store,
+                                                              datasets=datasets)], wait, workers, as_json)
 
 
 def _human_machine_source(data: Path | None, synthetic: bool) -> str | None:
@@ -229,29 +246,46 @@ def _human_machine_source(data: Path | None, synthetic: bool) -> str | None:
               "(default: HW3_DATASETS/binary_random*.hdf5)")
 @click.option("--synthetic", is_flag=True, help="a generated human-like set instead of the course file")
 @_common_keras_options
-def human_machine(data, synthetic, epochs, seed, wait, workers, as_json):
+def human_machine(data, synthetic, epochs, seed, datasets, wait, workers, as_json):
     """Problem 4: Keras MLP telling human-typed from machine-generated 20-bit sequences."""
     params = _keras_params(epochs, seed)
     source = _human_machine_source(data, synthetic)
-    _plan_or_fail("human-machine", params, source)
-    _submit_and_maybe_wait([lambda store: client.submit_keras("human-machine", params, source, store)], wait,
-                           workers, as_json)
+    _plan_or_fail("human-machine", params, source, datasets)
+    _submit_and_maybe_wait([lambda store: client.submit_keras("human-machine", params, source, store,
+                                                              datasets=datasets)], wait, workers, as_json)
 
 
 @main.command("all")
 @click.option("--synthetic", is_flag=True, help="human-machine on the generated set")
+@click.option("--datasets", help=DATASETS_HELP)
 @click.option("--wait", is_flag=True)
 @click.option("--workers", type=int)
 @click.option("--json", "as_json", is_flag=True)
-def all_jobs(synthetic, wait, workers, as_json):
+def all_jobs(synthetic, datasets, wait, workers, as_json):
     """Submit all four problems at once, with their defaults; `status` shows them side by side."""
+    from shared.datasets import check_datasets_option
+
     source = _human_machine_source(None, synthetic)
+    try:
+        check_datasets_option(datasets)
+    except ValueError as exc:
+        _fail(str(exc), 2)
     _submit_and_maybe_wait([
-        lambda store: client.submit_sweep({}, store),
-        lambda store: client.submit_keras("confusion", {}, None, store),
-        lambda store: client.submit_keras("regularization", {}, None, store),
-        lambda store: client.submit_keras("human-machine", {}, source, store),
+        lambda store: client.submit_sweep({"datasets": datasets}, store),
+        lambda store: client.submit_keras("confusion", {}, None, store, datasets=datasets),
+        lambda store: client.submit_keras("regularization", {}, None, store, datasets=datasets),
+        lambda store: client.submit_keras("human-machine", {}, source, store, datasets=datasets),
     ], wait, workers, as_json)
+
+
+def _job_id(ctx, param, value: str | None) -> str | None:
+    """JOB arguments are checked as they are parsed, before any file or database is opened."""
+    from shared.store import InvalidJobId, validate_job_id
+
+    try:
+        return None if value is None else validate_job_id(value)
+    except InvalidJobId as exc:
+        _fail(str(exc))
 
 
 def _status_or_fail(store, job_id: str) -> dict:
@@ -262,7 +296,7 @@ def _status_or_fail(store, job_id: str) -> dict:
 
 
 @main.command()
-@click.argument("job_id", required=False)
+@click.argument("job_id", required=False, callback=_job_id)
 @click.option("--json", "as_json", is_flag=True)
 def status(job_id, as_json):
     """State, per-run progress, best validation accuracy and ETA of a job (all recent jobs without JOB)."""
@@ -312,7 +346,7 @@ METRIC_COLUMNS = ("run", "epoch", "lr", "train_loss", "train_accuracy", "val_los
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", callback=_job_id)
 @click.option("--run", "run", help="a run name (or id)")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @click.option("--json", "as_json", is_flag=True, help="same as --format json")
@@ -342,19 +376,22 @@ def metrics(job_id, run, fmt, as_json):
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", callback=_job_id)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), help="default: the job's folder")
 @click.option("--json", "as_json", is_flag=True)
 def plot(job_id, out, as_json):
     """Render the job's figures from the database rows (works mid-run)."""
-    from shared.artifacts import job_dir
+    from shared.artifacts import UnsafePath, job_dir
     from worker.jobs import render_plots
 
     settings = get_settings()
     store = client.get_store(settings)
     _status_or_fail(store, job_id)
     out = Path(out) if out else job_dir(settings, job_id)
-    paths = render_plots(store, job_id, out)
+    try:
+        paths = render_plots(store, job_id, out)  # each figure is checked to stay inside `out` before it is written
+    except UnsafePath as exc:
+        _fail(str(exc))
     if as_json:
         _echo_json([str(p) for p in paths])
     else:
@@ -363,7 +400,7 @@ def plot(job_id, out, as_json):
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", callback=_job_id)
 def report(job_id):
     """Print the job's report.md (the homework's deliverables)."""
     from shared.artifacts import job_dir
@@ -377,7 +414,7 @@ def report(job_id):
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", callback=_job_id)
 @click.option("--dest", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
 def fetch(job_id, dest, as_json):
@@ -398,7 +435,7 @@ def fetch(job_id, dest, as_json):
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", callback=_job_id)
 def cancel(job_id):
     """Stop a job: queued runs never start, running ones stop at the next epoch boundary; rows stay."""
     store = client.get_store()

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Iterator
 
 from shared.models import FINISHED
@@ -16,43 +15,104 @@ from shared.store import Store
 
 
 def get_store(settings: Settings | None = None) -> Store:
-    return Store((settings or get_settings()).database_url)
+    settings = settings or get_settings()
+    return Store(settings.database_url, lease_seconds=settings.lease_seconds)
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker could not be reached or refused the client; the message names it with its password masked."""
+
+
+# submitting gives up after a few seconds (a worker publishing its next task keeps trying for minutes)
+DISPATCH_CONNECT = {"max_retries": 2, "interval_start": 0.5, "interval_step": 1.0, "interval_max": 2.0, "timeout": 10}
+DISPATCH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.5, "interval_step": 1.0, "interval_max": 2.0}
+
+
+def masked_url(url: str) -> str:
+    """`url` with its password, if it has one, replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def _broker_failure(url: str, exc: BaseException) -> BrokerUnavailable:
+    """One line naming the broker (password masked) and the reason; the password never appears in it."""
+    from urllib.parse import urlsplit
+
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and e not in chain:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    password = urlsplit(url).password
+    if password:
+        reason = reason.replace(password, "***")
+    if any("Authentication" in type(e).__name__ for e in chain):  # redis-py's AuthenticationError and kin
+        reason = f"authentication failed ({reason})"
+    return BrokerUnavailable(f"cannot send the job to the broker {masked_url(url)}: {reason}")
 
 
 def dispatch(task: str, calls: list[list]) -> None:
-    """Send one message per argument list to the configured broker."""
+    """Send one message per argument list to the configured broker. A broker that cannot be reached, or that
+    refuses the credentials, raises BrokerUnavailable within seconds."""
+    from kombu.exceptions import OperationalError
+
     from worker.app import make_app
 
-    app = make_app(get_settings())
+    settings = get_settings()
+    url = settings.effective_broker_url
+    app = make_app(settings)
     try:
-        for args in calls:
-            app.send_task(task, args=args)
+        with app.connection_for_write() as conn:
+            failures = (OperationalError, OSError, *conn.connection_errors)
+            try:
+                conn.ensure_connection(**DISPATCH_CONNECT)
+                for args in calls:
+                    app.send_task(task, args=args, connection=conn, retry_policy=DISPATCH_RETRY_POLICY)
+            except failures as exc:
+                raise _broker_failure(url, exc) from None
     finally:
         app.close()
 
 
 def submit_sweep(params: dict, store: Store | None = None) -> str:
-    """Validate, create the job and its runs, dispatch one task per run; returns the job id."""
+    """Validate, create the job and its runs, dispatch one task per run; returns the job id. `params` may hold
+    `datasets`: the folder with the input files as the workers see it (default: the worker's HW3_DATASETS)."""
     from worker.sweep import plan_sweep
 
     store = store or get_store()
     normalised, runs = plan_sweep(params)
     job_id = store.create_job("sweep", normalised, runs)
-    dispatch("hw3.sweep.train_run", [[run["run_id"]] for run in store.runs(job_id)])
+    _dispatch_runs(store, job_id, "hw3.sweep.train_run")
     return job_id
 
 
-def submit_keras(kind: str, params: dict, data: str | None = None, store: Store | None = None) -> str:
-    """A Keras job (confusion, regularization, human-machine): validate, create, dispatch its runs."""
+def submit_keras(kind: str, params: dict, data: str | None = None, store: Store | None = None, *,
+                 datasets: str | None = None) -> str:
+    """A Keras job (confusion, regularization, human-machine): validate, create, dispatch its runs. `datasets`:
+    the folder with the input files as the workers see it (default: the worker's HW3_DATASETS)."""
     from worker.keras_jobs import plan
 
     store = store or get_store()
-    job_params, runs = plan(kind, params, data)
+    job_params, runs = plan(kind, params, data, datasets)
     job_id = store.create_job(kind, job_params, runs)
-    dispatch("hw3.keras.train_run", [[run["run_id"]] for run in store.runs(job_id)])
+    _dispatch_runs(store, job_id, "hw3.keras.train_run")
     return job_id
 
 
+def _dispatch_runs(store: Store, job_id: str, task: str) -> None:
+    """One message per run; if the broker refuses them, the job is failed with the reason (never left queued)."""
+    try:
+        dispatch(task, [[run["run_id"]] for run in store.runs(job_id)])
+    except BrokerUnavailable as exc:
+        store.request_cancel(job_id)  # runs that were sent will find the job over and do nothing
+        store.finish_job(job_id, "failed", error=str(exc))
+        raise
 
 def worker_command(concurrency: int, name: str, loglevel: str = "WARNING") -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool", "prefork",

@@ -63,6 +63,7 @@ __all__ = [
     "load_human_machine",
     "synthetic_human_machine",
     "ensure_mnist",
+    "check_datasets_option",
 ]
 
 MNIST_TRAIN_FILE = "mnist_traindata.hdf5"
@@ -87,7 +88,8 @@ FASHION_CLASSES = (
 )
 HUMAN_MACHINE_PATTERN = "binary_random*.hdf5"
 
-_HOW_TO_SET_DIR = "the environment variable HW3_DATASETS sets the datasets directory"
+_HOW_TO_SET_DIR = ("the datasets directory is the job's --datasets folder, by default the environment variable "
+                   "HW3_DATASETS")
 
 
 class DatasetError(ValueError):
@@ -112,6 +114,35 @@ def _error(path, problem: str, key: str | None = None, expected: str | None = No
 
 
 # ----------------------------------------------------------------------------- file checks
+
+
+def check_datasets_option(value) -> str | None:
+    """Validate a job's ``--datasets`` folder without touching it (the files are checked by the worker,
+    where the path is interpreted). Returns ``None`` (the worker's ``HW3_DATASETS``) or the path normalised."""
+    if value is None:
+        return None
+    what = "the absolute path of the folder holding the input files, as the workers see it"
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"--datasets must be a path, got {value!r}; expected {what}")
+    text = os.fspath(value)
+    if not text.strip():
+        raise ValueError(f"--datasets is empty; expected {what}")
+    if "\0" in text:
+        raise ValueError(f"--datasets {text!r} contains a NUL character; expected {what}")
+    if not os.path.isabs(text):
+        raise ValueError(f"--datasets {text!r} is a relative path, which would depend on each worker's working "
+                         f"directory; expected {what}")
+    return os.path.normpath(text)
+
+
+def _check_folder(datasets_dir) -> Path:
+    """Fail when the datasets directory exists but is not a directory (a missing one is reported by the
+    file looked for in it)."""
+    datasets_dir = Path(datasets_dir)
+    if datasets_dir.exists() and not datasets_dir.is_dir():
+        raise _error(datasets_dir, "is a file, not a directory (the datasets directory)",
+                     expected=f"the directory holding the input files; {_HOW_TO_SET_DIR}")
+    return datasets_dir
 
 
 def _check_file(path, what: str, hint: str | None = None) -> Path:
@@ -334,12 +365,12 @@ def load_course_mnist(path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mnist_file(datasets_dir, name: str) -> Path:
-    datasets_dir = Path(datasets_dir)
+    datasets_dir = _check_folder(datasets_dir)
     path = datasets_dir / name
     if not path.exists():
         raise _error(path, f"course MNIST file {name} not found in the datasets directory {datasets_dir}",
-                     expected=f"{name} in {datasets_dir} (put it there, or point HW3_DATASETS at the "
-                              f"directory holding it; ensure_mnist() downloads it when online)")
+                     expected=f"{name} in {datasets_dir} (put it there, or point HW3_DATASETS or the job's "
+                              f"--datasets at the directory holding it; ensure_mnist() downloads it when online)")
     return path
 
 
@@ -423,7 +454,7 @@ def ensure_mnist(datasets_dir) -> None:
     When the download is impossible (offline, no tensorflow) a :class:`DatasetError` says which
     files are missing and where to put them.
     """
-    datasets_dir = Path(datasets_dir)
+    datasets_dir = _check_folder(datasets_dir)
     targets = {MNIST_TRAIN_FILE: datasets_dir / MNIST_TRAIN_FILE, MNIST_TEST_FILE: datasets_dir / MNIST_TEST_FILE}
     missing = {name: p for name, p in targets.items() if not p.exists()}
     if not missing:
@@ -435,7 +466,7 @@ def ensure_mnist(datasets_dir) -> None:
         raise DatasetError(
             f"{datasets_dir}: course MNIST file(s) {names} missing and MNIST could not be downloaded "
             f"({type(exc).__name__}: {exc}); put {names} (course format: xdata (N, 784), ydata (N, 10)) "
-            f"into {datasets_dir}, or set HW3_DATASETS to a directory that holds them",
+            f"into {datasets_dir}, or set HW3_DATASETS (or the job's --datasets) to a directory that holds them",
             path=datasets_dir,
         ) from exc
     datasets_dir.mkdir(parents=True, exist_ok=True)
@@ -505,7 +536,7 @@ def load_fashion_mnist(datasets_dir) -> tuple[tuple[np.ndarray, np.ndarray], tup
     ``y`` int64 ``(N,)`` in 0..9 (names in :data:`FASHION_CLASSES`); 60,000 training and 10,000
     test images for the real files.
     """
-    folder = Path(datasets_dir) / FASHION_DIR
+    folder = _check_folder(datasets_dir) / FASHION_DIR
     train = _fashion_split(folder, FASHION_FILES["train_images"], FASHION_FILES["train_labels"])
     test = _fashion_split(folder, FASHION_FILES["test_images"], FASHION_FILES["test_labels"])
     return train, test
@@ -520,13 +551,13 @@ def find_human_machine(datasets_dir) -> Path:
     When several files match, the first in sorted name order is used (deterministic, unlike
     modification times).
     """
-    datasets_dir = Path(datasets_dir)
+    datasets_dir = _check_folder(datasets_dir)
     matches = sorted(p for p in datasets_dir.glob(HUMAN_MACHINE_PATTERN) if p.is_file())
     if not matches:
         raise DatasetError(
             f"{datasets_dir}: no human/machine file matching {HUMAN_MACHINE_PATTERN} in the datasets directory; "
             f"expected the course file (for example binary_random_20fa.hdf5) there, or set HW3_DATASETS "
-            f"to a directory that holds it",
+            f"(or the job's --datasets) to a directory that holds it",
             path=datasets_dir,
         )
     return matches[0]

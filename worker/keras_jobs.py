@@ -15,8 +15,10 @@ from shared import datasets, reports
 from shared.artifacts import job_dir, publish
 from shared.settings import Settings
 from shared.store import Store
+from worker import failures
 from worker.experiments import confusion, human_machine, regularization
 from worker.experiments.keras_common import merge_params
+from worker.sweep import job_datasets_dir
 
 
 @dataclass(frozen=True)
@@ -45,19 +47,19 @@ def human_machine_data(source: str, datasets_dir: str):
 
 
 def _train_confusion(name, params, settings, out_dir, on_epoch, should_stop, threads):
-    (x_tr, y_tr), (x_te, y_te) = fashion(str(settings.datasets_dir))
+    (x_tr, y_tr), (x_te, y_te) = fashion(str(job_datasets_dir(settings, params)))
     return confusion.run_confusion(x_tr, y_tr, x_te, y_te, params["params"], out_dir, on_epoch, should_stop,
                                    threads)
 
 
 def _train_regularization(name, params, settings, out_dir, on_epoch, should_stop, threads):
-    (x_tr, y_tr), (x_te, y_te) = fashion(str(settings.datasets_dir))
+    (x_tr, y_tr), (x_te, y_te) = fashion(str(job_datasets_dir(settings, params)))
     return regularization.run_regularization(name, x_tr, y_tr, x_te, y_te, params["params"], out_dir, on_epoch,
                                              should_stop, threads)
 
 
 def _train_human_machine(name, params, settings, out_dir, on_epoch, should_stop, threads):
-    x, y = human_machine_data(params.get("data") or "", str(settings.datasets_dir))
+    x, y = human_machine_data(params.get("data") or "", str(job_datasets_dir(settings, params)))
     return human_machine.run_human_machine(name, x, y, params["params"], out_dir, on_epoch, should_stop,
                                            threads)
 
@@ -87,14 +89,19 @@ RESULT_KEYS = {
 }
 
 
-def plan(kind: str, params: dict, data: str | None = None) -> tuple[dict, list[dict]]:
-    """Validate a Keras job's parameters; return the job's stored params and its run specs."""
+def plan(kind: str, params: dict, data: str | None = None, datasets_dir: str | None = None
+         ) -> tuple[dict, list[dict]]:
+    """Validate a Keras job's parameters; return the job's stored params and its run specs. `datasets_dir`: the
+    folder holding the input files as the workers see it (None: the worker's HW3_DATASETS)."""
     spec = KINDS[kind]
     merged = merge_params(spec.defaults, params)  # unknown keys raise ValueError naming the allowed ones
     epochs = merged["epochs"]
     if not isinstance(epochs, int) or not 1 <= epochs <= 10_000:
         raise ValueError(f"epochs must be an integer in 1..10000, got {epochs!r}")
     job_params = {"params": params, "data": data}
+    folder = datasets.check_datasets_option(datasets_dir)
+    if folder is not None:
+        job_params["datasets"] = folder
     return job_params, [{"name": n, "config": {"kind": kind, "run": n}, "epochs_total": epochs}
                         for n in spec.run_names(merged)]
 
@@ -114,7 +121,7 @@ def train_run(store: Store, settings: Settings, run_id: int, worker: str, thread
         store.finish_run(run_id, "cancelled" if cancelled() else "succeeded", result=outcome.result)
         publish(store, settings, job_id, [p for p in outcome.artifacts if Path(p).is_file()])
     except Exception as exc:
-        store.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        store.finish_run(run_id, "failed", error=failures.describe(exc))
     return store.claim_finalize(job_id)
 
 

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from shared import datasets, plots, reports
+from shared import datasets, reports
 from shared.artifacts import job_dir, publish
+from shared.models import FINISHED
 from shared.settings import Settings
 from shared.store import Store
+from worker import failures
 from worker.engine import DEFAULT_ACTIVATIONS, DEFAULT_LRS, ConfigError, TrainConfig, Trainer, evaluate
 
 SELECTION = "validation accuracy at the final epoch"
@@ -35,13 +37,19 @@ def run_name(activation: str, lr: float) -> str:
 def plan_sweep(params: dict) -> tuple[dict, list[dict]]:
     """Validate the sweep's parameters; return them normalised and the run specs for `Store.create_job`.
 
-    params: activations, lrs, train_size, and any TrainConfig field (hidden, batch_size, epochs, ...).
+    params: activations, lrs, train_size, datasets (the input files' folder as the workers see it, None for their
+    HW3_DATASETS), and any TrainConfig field (hidden, batch_size, epochs, ...).
     Raises ConfigError with a specific message for anything invalid, before a job is created."""
     params = dict(params)
     activations = tuple(params.pop("activations", None) or DEFAULT_ACTIVATIONS)
     lrs = tuple(float(v) for v in (params.pop("lrs", None) or DEFAULT_LRS))
     train_size = params.pop("train_size", None)
     train_size = datasets.N_TRAIN if train_size is None else int(train_size)
+    folder = params.pop("datasets", None)
+    try:
+        folder = datasets.check_datasets_option(folder)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if not 1 <= train_size <= datasets.N_TRAIN:
         raise ConfigError(f"train size {train_size} is outside 1..{datasets.N_TRAIN} "
                           f"(the first N of the {datasets.N_TRAIN:,} training images)")
@@ -64,6 +72,8 @@ def plan_sweep(params: dict) -> tuple[dict, list[dict]]:
                   "activations": list(activations), "lrs": list(lrs), "train_size": train_size}
     normalised.pop("activation")
     normalised.pop("lr")
+    if folder is not None:
+        normalised["datasets"] = folder
     return normalised, runs
 
 
@@ -78,14 +88,19 @@ def scaled_decay_epochs(epochs) -> list[int]:
 
 @lru_cache(maxsize=4)
 def mnist_train_file(datasets_dir: str) -> tuple[np.ndarray, np.ndarray]:
-    """All 60,000 training images, read once per worker process; the train/val split is a pair of views.
+    """All 60,000 training images, read once per worker process and folder; the train/val split is a pair of views.
     Missing course files are first fetched with tf.keras.datasets when the machine is online."""
     datasets.ensure_mnist(Path(datasets_dir))
     return datasets.mnist_full_train(Path(datasets_dir))
 
 
-def train_val(settings: Settings, train_size: int):
-    x, y = mnist_train_file(str(settings.datasets_dir))
+def job_datasets_dir(settings: Settings, params: dict) -> Path:
+    """The folder a job reads its input files from: its --datasets, else the worker's HW3_DATASETS."""
+    return Path(params["datasets"]) if params.get("datasets") else settings.datasets_dir
+
+
+def train_val(datasets_dir: Path, train_size: int):
+    x, y = mnist_train_file(str(datasets_dir))
     n = datasets.N_TRAIN
     return x[:train_size], y[:train_size], x[n:], y[n:]
 
@@ -126,8 +141,9 @@ def train_run(store: Store, settings: Settings, run_id: int, worker: str, thread
     run_dir = _run_dir(settings, job_id, run["name"])
     try:
         config = replace(TrainConfig.from_dict(run["config"]), threads=threads)
-        train_size = store.job_status(job_id)["params"]["train_size"]
-        trainer = train(store, run, config, train_val(settings, train_size), run_dir)
+        params = store.job_status(job_id)["params"]
+        data = train_val(job_datasets_dir(settings, params), params["train_size"])
+        trainer = train(store, run, config, data, run_dir)
         if trainer is None:
             store.finish_run(run_id, "cancelled")
         else:
@@ -138,7 +154,7 @@ def train_run(store: Store, settings: Settings, run_id: int, worker: str, thread
             store.finish_run(run_id, "succeeded", result={"val_accuracy": last.val_accuracy,
                                                           "val_loss": last.val_loss})
     except Exception as exc:  # the run fails with the reason; the sweep's other runs go on
-        store.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        store.finish_run(run_id, "failed", error=failures.describe(exc))
     return store.claim_finalize(job_id)
 
 
@@ -167,18 +183,23 @@ def finalize(store: Store, settings: Settings, job_id: str, worker: str, threads
         final = store.start_run(final_id, worker)
         run_dir = _run_dir(settings, job_id, "final")
         if final is not None:
-            x, y = mnist_train_file(str(settings.datasets_dir))
+            folder = job_datasets_dir(settings, status["params"])
+            x, y = mnist_train_file(str(folder))
             trainer = train(store, final, config, (x, y), run_dir)
             if trainer is None:
                 store.finish_run(final_id, "cancelled")
                 return _end(store, settings, job_id, "cancelled")
             trainer.model.save_npz(run_dir / "weights.npz")
-            x_test, y_test = datasets.mnist_test(settings.datasets_dir)
+            x_test, y_test = datasets.mnist_test(folder)
             test = evaluate(trainer.model, x_test, y_test)
             store.finish_run(final_id, "succeeded", result={"test_accuracy": test.accuracy,
                                                             "test_loss": test.loss})
             (run_dir / "checkpoint.npz").unlink(missing_ok=True)
-        final_result = store.run_info(final_id)["result"]
+        final_info = store.run_info(final_id)
+        if final_info["state"] != "succeeded":  # ended earlier without a result (e.g. its worker lost for good)
+            return _end(store, settings, job_id, "failed",
+                        error=f"final retrain: {final_info['error'] or final_info['state']}")
+        final_result = final_info["result"]
         result = {
             "chosen": {"run": best["name"], "activation": best["config"]["activation"],
                        "lr": best["config"]["lr"], "val_accuracy": best["result"]["val_accuracy"]},
@@ -191,7 +212,11 @@ def finalize(store: Store, settings: Settings, job_id: str, worker: str, threads
             "weights": "runs/final/weights.npz",
         }
     except Exception as exc:
-        return _end(store, settings, job_id, "failed", error=f"final retrain: {type(exc).__name__}: {exc}")
+        error = failures.describe(exc)
+        final_id = store.run_id(job_id, "final")
+        if final_id is not None and store.run_info(final_id)["state"] not in FINISHED:
+            store.finish_run(final_id, "failed", error=error)
+        return _end(store, settings, job_id, "failed", error=f"final retrain: {error}")
     _end(store, settings, job_id, "succeeded", result=result)
 
 
@@ -202,7 +227,10 @@ def _end(store: Store, settings: Settings, job_id: str, state: str, *, result: d
     base = job_dir(settings, job_id)
     try:
         base.mkdir(parents=True, exist_ok=True)
-        paths = render_plots(store, job_id, base)
+        from shared.plots import confined_to
+
+        with confined_to(base):  # nothing is written outside the job's folder
+            paths = render_plots(store, job_id, base)
         outcome = {**store.job_status(job_id), "state": state, "result": result, "error": error}
         report = base / "report.md"
         report.write_text(reports.sweep_report(outcome, store.epochs(job_id)))
@@ -214,6 +242,7 @@ def _end(store: Store, settings: Settings, job_id: str, state: str, *, result: d
 
 def render_plots(store: Store, job_id: str, out_dir: Path) -> list[Path]:
     """Every sweep figure, from the database rows alone (so `hw3-submit plot` can run mid-training)."""
+    from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     status = store.job_status(job_id)
     rows = store.epochs(job_id)
     decay = tuple(status["params"].get("decay_epochs") or ())

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import h5py
-import pytest
 
 from conftest import hw3
 from shared.artifacts import sha256_of
@@ -58,7 +57,7 @@ def test_sweep_on_the_embedded_broker_needs_no_server(hw3_env, tmp_path):
     out = tmp_path / "plots"
     listed = json.loads(hw3("plot", status["job_id"], "--out", str(out), "--json", env=hw3_env, check=True).stdout)
     assert len(listed) == 8 and all(Path(p).read_bytes().startswith(PNG) for p in listed)
-    assert "revision 0001" in hw3("db", "upgrade", env=hw3_env, check=True).stdout
+    assert "revision 0002" in hw3("db", "upgrade", env=hw3_env, check=True).stdout
 
 
 def test_sweep_through_redis_and_a_separate_worker(hw3_env, redis_server, start_worker):
@@ -124,28 +123,3 @@ def test_a_bad_training_file_fails_the_job_with_the_loader_message(hw3_env, redi
         assert status["state"] == "failed"
         assert "mnist_traindata.hdf5" in status["error"] and "xdata" in status["error"] and "784" in status["error"]
     assert worker.proc.poll() is None
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--lrs", "abc"], "expected a comma-separated list of learning rates"),
-    (["--lrs", "-0.1"], "lr must be a positive finite number, got -0.1"),
-    (["--batch-size", "123"], "batch size 123 does not divide 50000; valid sizes in 50..1000: 50, 80, 100"),
-    (["--epochs", "0"], "epochs"),
-    (["--epochs", "1000000000"], "epochs"),
-    (["--decay-epochs", "20,60"], "decay epochs"),
-    (["--activations", "sigmoid"], "sigmoid"),
-    (["--train-size", "4999"], "batch size 100 does not divide 4999"),
-    (["--train-size", "60000"], "train size 60000 is outside 1..50000"),
-])
-def test_malformed_sweep_options_are_refused_before_anything_runs(hw3_env, args, message):
-    proc = hw3("sweep", *args, env=hw3_env)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert message in proc.stderr
-    assert json.loads(hw3("list", "--json", env=hw3_env, check=True).stdout) == []
-
-
-@pytest.mark.parametrize("command", [["status"], ["metrics"], ["report"], ["cancel"], ["fetch", "--dest", "x"]])
-def test_unknown_or_malformed_job_ids_are_clear_errors(hw3_env, command):
-    for job_id, message in (("0123456789ab", "no job 0123456789ab"), ("../etc", "invalid job id")):
-        proc = hw3(command[0], job_id, *command[1:], env=hw3_env)
-        assert proc.returncode == 1 and message in proc.stderr, (command, proc.stderr)

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from shared import analysis, plots
+from shared import analysis
 from shared.datasets import FASHION_CLASSES
 from worker.experiments.keras_common import (FASHION_TRAINING, ExperimentResult, OnEpoch, ShouldStop,
                                              last_metrics, merge_params, to_jsonable, train_fashion_mlp,
@@ -114,6 +114,7 @@ def run_confusion(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, 
     final (last epoch's train/val metrics), seconds, params, files (artifact paths relative to
     out_dir).
     """
+    from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     p = merge_params(DEFAULT_PARAMS, params)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

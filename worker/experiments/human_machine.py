@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from shared import analysis, plots, reports
+from shared import analysis, reports
 from shared.analysis import stratified_split
 from worker.experiments.keras_common import (ExperimentResult, OnEpoch, ShouldStop,
                                              best_weights_callback, build_mlp, configure_tensorflow,
@@ -128,6 +128,7 @@ def run_human_machine(run_name: str, x: np.ndarray, y: np.ndarray, params: dict[
     model), val_loss, train_accuracy (at the kept epoch), best_epoch, epochs_run, stopped_early,
     seconds, files (relative to out_dir).
     """
+    from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     p = merge_params(DEFAULT_PARAMS, params)
     optimizer, reg = parse_run_name(run_name)
     if optimizer not in p["learning_rates"]:
@@ -211,6 +212,7 @@ def summarize_human_machine(out_dir: Path, run_names: Sequence[str] | None = Non
     weight_table (markdown), insight (:func:`shared.analysis.weight_insight`), stopped_early,
     files (relative to out_dir).
     """
+    from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     out_dir = Path(out_dir)
     names = list(run_names) if run_names is not None else _grid_names(params)
     runs: dict[str, dict[str, Any]] = {}

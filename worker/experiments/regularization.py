@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from shared import analysis, plots
+from shared import analysis
 from worker.experiments.keras_common import (FASHION_TRAINING, ExperimentResult, OnEpoch, ShouldStop,
                                              dense_kernels, last_metrics, merge_params, read_json, rel,
                                              to_jsonable, train_fashion_mlp, write_json)
@@ -73,6 +73,7 @@ def run_regularization(model_name: str, x_train: np.ndarray, y_train: np.ndarray
     Result keys: model, test_accuracy, test_loss, hidden_units, l2, dropout, epochs_run,
     stopped_early, final, seconds, files (relative to out_dir).
     """
+    from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     p = merge_params(DEFAULT_PARAMS, params)
     if model_name not in p["models"]:
         raise ValueError(f"unknown model {model_name!r}; choose one of {sorted(p['models'])}")
@@ -131,6 +132,7 @@ def summarize_regularization(out_dir: Path, run_names: Sequence[str] = RUN_NAMES
     description [sentences], junctions {slug: label}, files (relative to out_dir; histograms
     under files["histograms"][model][junction], overlays under files["overlays"][junction]).
     """
+    from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     out_dir = Path(out_dir)
     names = list(run_names)
     if len(names) < 2:
