@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import _free_port, hw3
@@ -63,6 +64,15 @@ def _kept_rows(before: dict, after: dict) -> int:
     return len(kept)
 
 
+def _checkpoint(env, job_id, name) -> Path:
+    return Path(env["HW3_DATA"]) / "artifacts" / job_id / "runs" / name / "checkpoint.npz"
+
+
+def _checkpoint_epoch(path: Path) -> int:
+    with np.load(path, allow_pickle=False) as f:
+        return json.loads(str(f["meta"]))["epoch"]
+
+
 @pytest.mark.parametrize("phase", [os.environ.get("HW3_KILL_PHASE", "run")])
 def test_a_worker_killed_mid_run_is_replaced_and_the_run_resumes(hw3_env, redis_server, start_worker, phase):
     """SIGKILL to the whole worker (main process and pool). With no worker left the run shows as lost; a new
@@ -74,15 +84,16 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_resumes(hw3_env, redis_
     job_id = hw3(*SWEEP, "--lrs", "0.04", env=env, check=True).stdout.strip()
     name = "relu-lr0.04" if phase == "run" else "final"
 
-    def progressed():
+    def progressed():  # K epochs recorded and at least one checkpoint written (atomically) to resume from
         runs = {r["name"]: r for r in store.job_status(job_id)["runs"]}
-        return name in runs and runs[name]["epochs_done"] >= kill_after
+        return name in runs and runs[name]["epochs_done"] >= kill_after and _checkpoint(env, job_id, name).exists()
 
     _poll(progressed, timeout=600, what=f"{kill_after} epochs of {name}")
     first.stop(signal.SIGKILL)
     before = _rows(env, job_id)
     killed = {r["name"]: r for r in store.job_status(job_id)["runs"]}[name]
     assert killed["state"] == "running" and killed["epochs_done"] < EPOCHS, "the kill came too late"
+    resume_from = _checkpoint_epoch(_checkpoint(env, job_id, name))
 
     # no worker left: the status says so once the lease has run out
     lost = _poll(lambda: (s := json.loads(hw3("status", job_id, "--json", env=env).stdout))["lost_runs"] and s,
@@ -97,7 +108,10 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_resumes(hw3_env, redis_
     run = {r["name"]: r for r in status["runs"]}[name]
     assert run["attempts"] == 2 and run["worker"].startswith("second@")
     _exactly_one_row_per_epoch(env, status)
-    assert _kept_rows(before, _rows(env, job_id)) >= 1  # resumed, not restarted
+    after = _rows(env, job_id)
+    _kept_rows(before, after)
+    # resumed, not restarted: the rows of the epochs in the checkpoint were not recorded again
+    assert resume_from >= 1 and all(after[k] == v for k, v in before.items() if k[0] == name and k[1] <= resume_from)
     assert "queued again" in second.log()
 
 
