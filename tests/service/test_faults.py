@@ -103,7 +103,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_resumes(hw3_env, redis_
 
     second = start_worker(env, concurrency=1, name="second")
     status = _poll(lambda: (s := store.job_status(job_id))["state"] not in ("queued", "running") and s,
-                   timeout=400, interval=0.5, what="the job to end")
+                   timeout=900, interval=0.5, what="the job to end")
     assert status["state"] == "succeeded", (status, second.log()[-3000:])
     run = {r["name"]: r for r in status["runs"]}[name]
     assert run["attempts"] == 2 and run["worker"].startswith("second@")
@@ -128,7 +128,7 @@ def test_a_killed_pool_process_is_redelivered_at_once(hw3_env, redis_server, sta
     os.kill(pid, signal.SIGKILL)
     before = _rows(env, job_id)
     status = _poll(lambda: (s := store.job_status(job_id))["state"] not in ("queued", "running") and s,
-                   timeout=300, interval=0.5, what="the job to end")
+                   timeout=900, interval=0.5, what="the job to end")
     assert status["state"] == "succeeded", (status, worker.log()[-3000:])
     assert status["runs"][0]["attempts"] == 2 and store.run_info(run["run_id"])["pid"] != pid
     _exactly_one_row_per_epoch(env, status)
@@ -172,7 +172,7 @@ def test_redis_restarted_mid_run(hw3_env, start_worker, tmp_path):
         time.sleep(3)
         redis = _start_redis(port, directory)
         status = _poll(lambda: (s := store.job_status(job_id))["state"] not in ("queued", "running") and s,
-                       timeout=400, interval=0.5, what="the job to end")
+                       timeout=900, interval=0.5, what="the job to end")
         assert status["state"] == "succeeded", (status, worker.log()[-3000:])
         _exactly_one_row_per_epoch(env, status)
         assert _kept_rows(before, _rows(env, job_id)) == len(before)  # nothing re-done, nothing lost
