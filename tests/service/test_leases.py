@@ -17,13 +17,6 @@ RUNS = [{"name": n, "config": {}, "epochs_total": 5} for n in ("a", "b")]
 LEASE = 0.4
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'hw3.sqlite'}"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def store(db_url) -> Store:
     store = Store(db_url, lease_seconds=LEASE)

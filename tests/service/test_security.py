@@ -122,13 +122,19 @@ def _refused(proc: subprocess.CompletedProcess, *words: str) -> None:
         assert word in proc.stderr, proc.stderr
 
 
-def test_fetch_copies_recorded_artifacts(volume, tmp_path):
+def _job_with_files(volume: dict) -> tuple[Store, str, Path]:
+    """A sweep job whose folder holds report.md and runs/final/weights.npz (not yet recorded as artifacts)."""
     store = _store(volume)
     job = _sweep_with_rows(store)
     folder = Path(volume["HW3_DATA"]) / "artifacts" / job
     (folder / "runs" / "final").mkdir(parents=True)
     (folder / "report.md").write_text("# report\n")
     (folder / "runs" / "final" / "weights.npz").write_bytes(b"weights")
+    return store, job, folder
+
+
+def test_fetch_copies_recorded_artifacts(volume, tmp_path):
+    store, job, folder = _job_with_files(volume)
     for rel in ("report.md", "runs/final/weights.npz"):
         store.record_artifact(job, rel, (folder / rel).stat().st_size, "0" * 64)
     dest = tmp_path / "fetched"
@@ -139,12 +145,7 @@ def test_fetch_copies_recorded_artifacts(volume, tmp_path):
 
 @pytest.mark.parametrize("case", ["dotdot-row", "absolute-row", "symlinked-artifact", "symlinked-dest-folder"])
 def test_fetch_refuses_paths_that_leave_their_folder(volume, tmp_path, case):
-    store = _store(volume)
-    job = _sweep_with_rows(store)
-    folder = Path(volume["HW3_DATA"]) / "artifacts" / job
-    (folder / "runs" / "final").mkdir(parents=True)
-    (folder / "report.md").write_text("# report\n")
-    (folder / "runs" / "final" / "weights.npz").write_bytes(b"weights")
+    store, job, folder = _job_with_files(volume)
     secret = tmp_path / "secret.txt"  # outside the volume: must never be copied
     secret.write_text("secret\n")
     outside = tmp_path / "outside"  # outside the destination: must stay empty

@@ -21,14 +21,6 @@ def row(epoch: int, acc: float = 0.5) -> dict:
             "val_accuracy": acc, "seconds": 0.5}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> str:
-    """A fresh, empty database of each backend: a SQLite file, a database on the session's PostgreSQL server."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'hw3.sqlite'}"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def store(db_url) -> Store:
     store = Store(db_url)
