@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from shared.models import FINISHED
-from shared.settings import Settings, available_cores, get_settings
+from shared.settings import Settings, available_cores, get_settings, masked_url
 from shared.store import Store
 
 
@@ -26,17 +26,6 @@ class BrokerUnavailable(RuntimeError):
 # submitting gives up after a few seconds (a worker publishing its next task keeps trying for minutes)
 DISPATCH_CONNECT = {"max_retries": 2, "interval_start": 0.5, "interval_step": 1.0, "interval_max": 2.0, "timeout": 10}
 DISPATCH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.5, "interval_step": 1.0, "interval_max": 2.0}
-
-
-def masked_url(url: str) -> str:
-    """`url` with its password, if it has one, replaced by ***."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def _broker_failure(url: str, exc: BaseException) -> BrokerUnavailable:

@@ -28,6 +28,11 @@ class Settings:
     max_attempts: int = 3
 
     @property
+    def heartbeat_seconds(self) -> float:
+        """How often a running task renews its lease, and how often workers look for lost runs."""
+        return max(self.lease_seconds / 4, 0.25)
+
+    @property
     def soft_time_limit(self) -> int:
         return self.task_time_limit - min(60, max(1, self.task_time_limit // 10))
 
@@ -46,6 +51,21 @@ class Settings:
 
     def job_dir(self, job_id: str) -> Path:
         return self.artifacts_dir / job_id
+
+    def job_datasets_dir(self, params: dict) -> Path:
+        """The folder a job reads its input files from: its --datasets, else HW3_DATASETS."""
+        return Path(params["datasets"]) if params.get("datasets") else self.datasets_dir
+
+
+def masked_url(url: str) -> str:
+    """`url` with its password, if it has one, replaced by *** (for messages and logs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def available_cores() -> int:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import FINISHED, Artifact, Epoch, Job, Run, utcnow
+from shared.settings import masked_url
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{12}$")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -241,11 +242,8 @@ class Store:
     def _job(self, s: Session, job_id: str) -> Job:
         job = s.get(Job, validate_job_id(job_id))
         if job is None:
-            raise JobNotFound(f"no job {job_id} in {self._safe_url()}")
+            raise JobNotFound(f"no job {job_id} in {masked_url(self.url)}")
         return job
-
-    def _safe_url(self) -> str:
-        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", self.url)
 
     def job_exists(self, job_id: str) -> bool:
         with self._read() as s:

@@ -18,7 +18,6 @@ from shared.store import Store
 from worker import failures
 from worker.experiments import confusion, human_machine, regularization
 from worker.experiments.keras_common import merge_params
-from worker.sweep import job_datasets_dir
 
 
 @dataclass(frozen=True)
@@ -47,19 +46,19 @@ def human_machine_data(source: str, datasets_dir: str):
 
 
 def _train_confusion(name, params, settings, out_dir, on_epoch, should_stop, threads):
-    (x_tr, y_tr), (x_te, y_te) = fashion(str(job_datasets_dir(settings, params)))
+    (x_tr, y_tr), (x_te, y_te) = fashion(str(settings.job_datasets_dir(params)))
     return confusion.run_confusion(x_tr, y_tr, x_te, y_te, params["params"], out_dir, on_epoch, should_stop,
                                    threads)
 
 
 def _train_regularization(name, params, settings, out_dir, on_epoch, should_stop, threads):
-    (x_tr, y_tr), (x_te, y_te) = fashion(str(job_datasets_dir(settings, params)))
+    (x_tr, y_tr), (x_te, y_te) = fashion(str(settings.job_datasets_dir(params)))
     return regularization.run_regularization(name, x_tr, y_tr, x_te, y_te, params["params"], out_dir, on_epoch,
                                              should_stop, threads)
 
 
 def _train_human_machine(name, params, settings, out_dir, on_epoch, should_stop, threads):
-    x, y = human_machine_data(params.get("data") or "", str(job_datasets_dir(settings, params)))
+    x, y = human_machine_data(params.get("data") or "", str(settings.job_datasets_dir(params)))
     return human_machine.run_human_machine(name, x, y, params["params"], out_dir, on_epoch, should_stop,
                                            threads)
 

@@ -94,11 +94,6 @@ def mnist_train_file(datasets_dir: str) -> tuple[np.ndarray, np.ndarray]:
     return datasets.mnist_full_train(Path(datasets_dir))
 
 
-def job_datasets_dir(settings: Settings, params: dict) -> Path:
-    """The folder a job reads its input files from: its --datasets, else the worker's HW3_DATASETS."""
-    return Path(params["datasets"]) if params.get("datasets") else settings.datasets_dir
-
-
 def train_val(datasets_dir: Path, train_size: int):
     x, y = mnist_train_file(str(datasets_dir))
     n = datasets.N_TRAIN
@@ -142,7 +137,7 @@ def train_run(store: Store, settings: Settings, run_id: int, worker: str, thread
     try:
         config = replace(TrainConfig.from_dict(run["config"]), threads=threads)
         params = store.job_status(job_id)["params"]
-        data = train_val(job_datasets_dir(settings, params), params["train_size"])
+        data = train_val(settings.job_datasets_dir(params), params["train_size"])
         trainer = train(store, run, config, data, run_dir)
         if trainer is None:
             store.finish_run(run_id, "cancelled")
@@ -183,7 +178,7 @@ def finalize(store: Store, settings: Settings, job_id: str, worker: str, threads
         final = store.start_run(final_id, worker)
         run_dir = _run_dir(settings, job_id, "final")
         if final is not None:
-            folder = job_datasets_dir(settings, status["params"])
+            folder = settings.job_datasets_dir(status["params"])
             x, y = mnist_train_file(str(folder))
             trainer = train(store, final, config, (x, y), run_dir)
             if trainer is None:
@@ -227,10 +222,9 @@ def _end(store: Store, settings: Settings, job_id: str, state: str, *, result: d
     base = job_dir(settings, job_id)
     try:
         base.mkdir(parents=True, exist_ok=True)
-        from shared.plots import confined_to
+        from worker.jobs import render_plots as render_confined  # figures checked to stay inside `base`
 
-        with confined_to(base):  # nothing is written outside the job's folder
-            paths = render_plots(store, job_id, base)
+        paths = render_confined(store, job_id, base)
         outcome = {**store.job_status(job_id), "state": state, "result": result, "error": error}
         report = base / "report.md"
         report.write_text(reports.sweep_report(outcome, store.epochs(job_id)))

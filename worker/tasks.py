@@ -40,7 +40,7 @@ def leased(run: int | Callable[[], int | None], worker: str) -> Iterator[None]:
     """Renew a run's heartbeat from a thread for as long as the task works on it. `run`: its id, or a function
     returning the id once the run exists (the sweep's final retrain is created by the task itself)."""
     stop = threading.Event()
-    interval = max(get_settings().lease_seconds / 4, 0.25)
+    interval = get_settings().heartbeat_seconds
 
     def beat() -> None:
         run_id = run if isinstance(run, int) else None
@@ -139,8 +139,8 @@ def finalize_keras(job_id: str) -> None:
 
 
 # -- the lost-run check, in every worker's main process ---------------------------------------------------------
-TASK_FOR = {("sweep", "run"): "hw3.sweep.train_run", ("sweep", "final"): "hw3.sweep.finalize"}
-FINALIZE_FOR = {"sweep": "hw3.sweep.finalize"}
+TRAIN_FOR = {"sweep": train_sweep_run}  # by job kind; every other kind is a Keras job
+FINALIZE_FOR = {"sweep": finalize_sweep}
 _reaper_stop = threading.Event()
 
 
@@ -149,12 +149,13 @@ def requeue_lost_runs(st: Store, max_attempts: int, send) -> list[dict]:
     A run failed this way may have been its job's last pending one: its job is then finalized."""
     changed = st.requeue_stale(max_attempts)
     for c in changed:
-        final = c["role"] == "final"
-        if c["state"] == "queued":
-            task = TASK_FOR.get((c["kind"], c["role"]), "hw3.keras.train_run")
-            send(task, [c["job_id"]] if final else [c["run_id"]])
-        elif final or st.claim_finalize(c["job_id"]):
-            send(FINALIZE_FOR.get(c["kind"], "hw3.keras.finalize"), [c["job_id"]])
+        finalize = FINALIZE_FOR.get(c["kind"], finalize_keras).name
+        if c["role"] == "final":  # the sweep's retrain is resumed by its job's finalize task
+            send(finalize, [c["job_id"]])
+        elif c["state"] == "queued":
+            send(TRAIN_FOR.get(c["kind"], train_keras_run).name, [c["run_id"]])
+        elif st.claim_finalize(c["job_id"]):
+            send(finalize, [c["job_id"]])
         log.warning("run %s of job %s: its worker %s went silent; %s", c["run_id"], c["job_id"], c["worker"],
                     "queued again" if c["state"] == "queued" else c["state"])
     return changed
@@ -164,7 +165,7 @@ def _reaper_loop() -> None:
     settings = get_settings()
     st = Store(settings.database_url, lease_seconds=settings.lease_seconds, migrate=False)
     sender = make_app(settings)
-    interval = max(settings.lease_seconds / 4, 0.25)
+    interval = settings.heartbeat_seconds
     try:
         while not _reaper_stop.wait(interval):
             try:
