@@ -8,7 +8,10 @@ batch 100, plain SGD (no momentum, L2 or dropout): 500 updates per epoch.
   sgemm_epoch_s    500 x one training step's matmuls alone (forward, weight gradients, delta
                    propagation for all but the first layer), with out= buffers: the roofline
   *_gflops         2*m*k*n per matmul of that sequence, divided by the time
-  roofline_fraction = engine_gflops / sgemm_gflops
+  roofline_fraction = engine_gflops / sgemm_gflops (ratio of the two medians)
+  roofline_fraction_paired
+                   median over epochs of sgemm_i / engine_i, each engine epoch paired with the
+                   roofline run right after it: less sensitive to the machine's speed drifting
 
 The first epoch of each contender is warm-up and is not timed. Engine epochs and roofline runs
 alternate, so both see the same background load on a shared machine.
@@ -46,19 +49,28 @@ def load_data():
 
 
 def step_matmuls(rng):
-    """Closure running one training step's matmuls at the engine's shapes and layouts."""
+    """Closure running one training step's matmuls at the engine's shapes and layouts.
+
+    Hidden layers are (batch, width); the output layer runs transposed as in the engine
+    (logits and their delta (10, batch)), so its three products take the same operand layouts.
+    """
     f32 = np.float32
     ws = [rng.standard_normal((a, b), dtype=f32) * f32(0.05) for a, b in zip(SIZES[:-1], SIZES[1:])]
     hs = [rng.random((BATCH, n), dtype=f32) for n in SIZES[:-1]]  # layer inputs
-    outs = [np.empty((BATCH, n), f32) for n in SIZES[1:]]
-    deltas = [rng.standard_normal((BATCH, n), dtype=f32) for n in SIZES[1:]]
+    outs = [np.empty((BATCH, n), f32) for n in SIZES[1:-1]] + [np.empty((SIZES[-1], BATCH), f32)]
+    deltas = [rng.standard_normal((BATCH, n), dtype=f32) for n in SIZES[1:-1]]
+    deltas.append(rng.standard_normal((SIZES[-1], BATCH), dtype=f32).T)  # (batch, 10) view of (10, batch)
     grads = [np.empty_like(w) for w in ws]
     props = [np.empty((BATCH, n), f32) for n in SIZES[:-1]]
+    last = len(ws) - 1
 
     def step():
-        for h, w, o in zip(hs, ws, outs):
-            np.matmul(h, w, out=o)
-        for i in range(len(ws) - 1, -1, -1):
+        for i, (h, w, o) in enumerate(zip(hs, ws, outs)):
+            if i == last:
+                np.matmul(w.T, h.T, out=o)
+            else:
+                np.matmul(h, w, out=o)
+        for i in range(last, -1, -1):
             np.matmul(hs[i].T, deltas[i], out=grads[i])
             if i:
                 np.matmul(deltas[i], ws[i].T, out=props[i])
@@ -146,6 +158,7 @@ def main(argv=None):
         "engine_gflops": round(flops_epoch / engine_s / 1e9, 2),
         "sgemm_gflops": round(flops_epoch / sgemm_s / 1e9, 2),
         "roofline_fraction": round(sgemm_s / engine_s, 3),
+        "roofline_fraction_paired": round(statistics.median(r / e for e, r in zip(engine, roofline)), 3),
         "threads": blas[0]["num_threads"] if blas else None,
         "blas": {k: blas[0].get(k) for k in ("internal_api", "version", "architecture")} if blas else None,
         "engine_epochs_s": [round(t, 4) for t in engine],

@@ -124,7 +124,7 @@ def test_one_step_by_hand():
     opt = SGD(bp)
     bp.load(x, y)
     train_step(bp, opt, lr)
-    loss_sum, predictions = xent_metrics(bp.logits, bp.sums, y)  # from the step's forward pass
+    loss_sum, predictions = xent_metrics(bp.logits, bp.sums, y, axis=0)  # from the step's forward pass
     assert loss_sum == pytest.approx(expected_loss_sum, rel=1e-6)
     assert list(predictions) == [0, 0]  # row 1 ties: argmax takes the first class
     for got, start, grad in [

@@ -19,18 +19,23 @@ from .model import MLP, softmax_, xent_metrics
 class Backprop:
     """Buffers and passes for one model and one batch size B.
 
-    x (B, n_in + 1) and y (B,) hold the minibatch (last column of x: ones; see `load`). Then
-      forward(rng)          hidden activations into a[i] (B, width + 1), logits (B, n_out) into
-                            self.logits, a buffer the caller may re-point (e.g. at a slice of
-                            an epoch-long array, to keep them for the epoch's metrics)
-      backward(scale, on_layer, sums)
-                            softmax (logits left shifted, normalisers in sums (B, 1); see
-                            model.softmax_), then delta[i] = scale * dL/dz_i, L the batch-mean
-                            cross-entropy, from the last layer down. on_layer(i) runs as soon as
-                            delta[i] is ready and layer i's parameters are no longer needed, so
-                            it may update them in place.
+    x (B, n_in + 1) holds the minibatch (last column: ones) and onehot (n_out, B) its labels,
+    one-hot by column (see `load`). Then
+      forward(rng)          hidden activations into a[i] (B, width + 1); the output layer's
+                            logits into a (n_out, B) buffer
+      backward(on_layer)    softmax of those logits (written shifted into self.logits, with
+                            their normalisers in self.sums (1, B); see model.softmax_), then
+                            delta[i] = dL/dz_i, L the cross-entropy summed over the batch (so
+                            the batch mean's gradient is delta / B), from the last layer down.
+                            on_layer(i) runs as soon as layer i's gradient inputs are ready and
+                            its parameters are no longer needed, so it may update them in place.
+    The output layer runs transposed, classes along axis 0: logits and delta[-1] are
+    (n_out, B), so the softmax's reductions run along contiguous rows of B (numpy reduces a
+    (B, 10) array along its short axis several times slower). self.onehot, self.logits and
+    self.sums may be re-pointed by the caller, e.g. at slices of epoch-long arrays (n_out, N) and
+    (1, N), which then keep the logits and normalisers for the epoch's metrics.
     inputs[i] (B, fan_in + 1) is what layer i saw (after dropout), so the gradient of
-    params[i] is inputs[i].T @ grad_out[i], where grad_out[i] = delta[i][:, :fan_out].
+    params[i] is inputs[i].T @ grad_out[i] (B, fan_out); grad_out[-1] is delta[-1].T.
     """
 
     def __init__(self, model: MLP, batch_size: int, dropout: float = 0.0):
@@ -43,42 +48,49 @@ class Backprop:
 
         self.x = ones_column(model.sizes[0])
         self.y = np.empty(B, np.intp)
+        self.onehot = np.zeros((n_out, B), dt)
         # Hidden buffers are width + 1 wide: ufuncs run on whole contiguous rows, and the
-        # extra column is the next layer's constant 1 (reset after every elementwise pass).
+        # extra column is the next layer's constant 1 (reset after every elementwise pass,
+        # unless the activation keeps a 1 as it is and there is no dropout).
         self.a = [ones_column(n) for n in hidden]
+        self._z = [a[:, :-1] for a in self.a]  # where each hidden layer's matmul writes
         self.zeros = [np.zeros((B, n + 1), dt) for n in hidden]
         # With dropout, h[i] = a[i] * mask[i] is what the next layer sees; otherwise h is a.
         self.mask = [np.empty((B, n + 1), dt) for n in hidden] if dropout else None
         self.h = [ones_column(n) for n in hidden] if dropout else self.a
+        self._reset_ones = bool(dropout) or not model.act.keeps_one
         self.inputs = [self.x, *self.h]
-        self.logits = np.empty((B, n_out), dt)
-        self.sums = np.empty((B, 1), dt)
+        self.out = np.empty((n_out, B), dt)  # the output layer's logits, transposed
+        self.logits = np.empty((n_out, B), dt)
+        self.sums = np.empty((1, B), dt)
         # delta[i] = d @ params[i+1].T is width + 1 wide too (its last column is unused).
-        self.delta = [*(np.empty((B, n + 1), dt) for n in hidden), np.empty((B, n_out), dt)]
-        self.grad_out = [d[:, :n] for d, n in zip(self.delta, model.sizes[1:])]
-        self.scratch = [np.empty((B, n + 1), model.act.scratch_dtype or dt) for n in hidden]
+        self.delta = [*(np.empty((B, n + 1), dt) for n in hidden), np.empty((n_out, B), dt)]
+        self.grad_out = [*(d[:, :n] for d, n in zip(self.delta, hidden)), self.delta[-1].T]
+        self.scratch = [np.empty((B, n + 1), model.act.scratch_dtype(dt)) for n in hidden]
         self.rows = np.arange(B)
+        self._logits_gemm = Gemm(model.params[-1].T, self.inputs[-1].T, self.out)
 
     def load(self, x, y):
-        """Copy a minibatch (x without the ones column) into the input buffers."""
+        """Copy a minibatch (x without the ones column, y integer labels) into the input buffers."""
         np.copyto(self.x[:, :-1], x, casting="same_kind")
         np.copyto(self.y, y, casting="same_kind")
+        self.onehot[...] = 0
+        self.onehot[self.y, self.rows] = 1
 
     def forward(self, rng=None):
         """Forward pass of self.x; dropout masks are drawn from rng."""
         params, fn = self.model.params, self.model.act.fn
-        last = len(params) - 1
-        for i, p in enumerate(params):
-            if i == last:
-                np.matmul(self.inputs[i], p, out=self.logits)
-                break
+        for i in range(len(params) - 1):
             a = self.a[i]
-            np.matmul(self.inputs[i], p, out=a[:, :-1])
+            np.matmul(self.inputs[i], params[i], out=self._z[i])
             fn(a, out=a, zeros=self.zeros[i])
             if self.dropout:
                 self._draw_mask(self.mask[i], rng)
                 np.multiply(a, self.mask[i], out=self.h[i])
-            self.h[i][:, -1] = 1  # the next layer's bias input
+            if self._reset_ones:
+                self.h[i][:, -1] = 1  # the next layer's bias input
+        self._logits_gemm()
+        return self.out
 
     def _draw_mask(self, mask, rng):
         # Inverted dropout: keep with probability 1-p and scale kept units by 1/(1-p),
@@ -87,22 +99,20 @@ class Backprop:
         np.greater_equal(mask, self.dropout, out=mask)
         np.multiply(mask, mask.dtype.type(1.0 / (1.0 - self.dropout)), out=mask)
 
-    def backward(self, scale, on_layer, sums=None):
+    def backward(self, on_layer):
         params, grad = self.model.params, self.model.act.grad
         d = self.delta[-1]
-        softmax_(self.logits, d, self.sums if sums is None else sums)
-        d[self.rows, self.y] -= 1  # softmax + cross-entropy: dL/dlogits = (probs - onehot) / batch
-        np.multiply(d, d.dtype.type(scale / self.batch_size), out=d)
+        softmax_(self.out, d, self.sums, axis=0, shifted=self.logits)
+        np.subtract(d, self.onehot, out=d)  # softmax + cross-entropy: dL/dlogits = probs - onehot
         for i in range(len(params) - 1, -1, -1):
             if i:  # the input needs no gradient: the largest propagation matmul is skipped
-                np.matmul(d, params[i].T, out=self.delta[i - 1])
+                np.matmul(self.grad_out[i], params[i].T, out=self.delta[i - 1])
             on_layer(i)
             if i:
                 d = self.delta[i - 1]
                 if self.dropout:
                     np.multiply(d, self.mask[i - 1], out=d)
                 grad(self.a[i - 1], d, self.scratch[i - 1])
-                d = self.grad_out[i - 1]
 
 
 class SGD:
@@ -111,9 +121,9 @@ class SGD:
     For each parameter p with gradient g (+ l2*p for weights):
       momentum == 0:  p -= lr * g
       momentum  > 0:  v = momentum*v - lr*g;  p += v        (v starts at zero)
-    Backprop's deltas already carry the factor lr (backward(scale=lr)), and each layer's
-    gradient product accumulates straight into params (or v) via BLAS gemm: no gradient
-    buffers, no extra pass over the weights.
+    Backprop's deltas are batch sums, so g = inputs.T @ delta / B, and each layer's gradient
+    product accumulates straight into params (or v) via BLAS gemm with alpha = -lr / B: no
+    gradient buffers, no extra pass over the weights or the deltas.
     """
 
     def __init__(self, bp: Backprop, momentum: float = 0.0, l2: float = 0.0):
@@ -123,7 +133,8 @@ class SGD:
         self._l2buf = [np.empty_like(w) for w in model.weights] if l2 and momentum else None
         beta = 1.0 if not momentum or l2 else momentum  # with L2, v is decayed before the gemm
         targets = self.velocity or model.params
-        self._gemm = [Gemm(x.T, d, t, -1.0, beta) for x, d, t in zip(bp.inputs, bp.grad_out, targets)]
+        self.batch_size, self._lr = bp.batch_size, None
+        self._gemm = [Gemm(x.T, d, t, 0.0, beta) for x, d, t in zip(bp.inputs, bp.grad_out, targets)]
 
     @property
     def velocity_w(self):
@@ -133,25 +144,41 @@ class SGD:
     def velocity_b(self):
         return None if self.velocity is None else [v[-1] for v in self.velocity]
 
+    def set_lr(self, lr: float) -> None:
+        if lr != self._lr:
+            self._lr = lr
+            for gemm in self._gemm:
+                gemm.set_alpha(-lr / self.batch_size)
+
     def update(self, i: int, lr: float):
-        """Apply layer i's step; its deltas must already be scaled by lr."""
-        dt = self.model.dtype.type
-        if self.l2 and not self.momentum:
-            w = self.model.weights[i]
-            np.multiply(w, dt(1.0 - lr * self.l2), out=w)  # p - lr*l2*p, then the gemm adds -lr*g
-        elif self.l2:
-            v, w, buf = self.velocity[i], self.model.weights[i], self._l2buf[i]
-            np.multiply(v, dt(self.momentum), out=v)
-            np.subtract(v[:-1], np.multiply(w, dt(lr * self.l2), out=buf), out=v[:-1])
+        """Apply layer i's step from its deltas."""
+        self.set_lr(lr)
+        if self.l2:
+            dt = self.model.dtype.type
+            if not self.momentum:
+                w = self.model.weights[i]
+                np.multiply(w, dt(1.0 - lr * self.l2), out=w)  # p - lr*l2*p, then the gemm adds -lr*g
+            else:
+                v, w, buf = self.velocity[i], self.model.weights[i], self._l2buf[i]
+                np.multiply(v, dt(self.momentum), out=v)
+                np.subtract(v[:-1], np.multiply(w, dt(lr * self.l2), out=buf), out=v[:-1])
         self._gemm[i]()
         if self.momentum:
             np.add(self.model.params[i], self.velocity[i], out=self.model.params[i])
 
+    def step_function(self, lr: float):
+        """on_layer for Backprop.backward: layer i's update at learning rate lr."""
+        self.set_lr(lr)
+        if not self.l2 and not self.momentum:
+            gemms = self._gemm
+            return lambda i: gemms[i]()  # plain SGD: the gemm is the whole update
+        return lambda i: self.update(i, lr)
 
-def train_step(bp: Backprop, opt: SGD, lr: float, rng=None, sums=None):
-    """One SGD update on the minibatch in bp.x / bp.y (see Backprop.backward for sums)."""
+
+def train_step(bp: Backprop, opt: SGD, lr: float, rng=None, on_layer=None):
+    """One SGD update on the minibatch in bp.x / bp.onehot (on_layer: opt.step_function(lr), reusable)."""
     bp.forward(rng)
-    bp.backward(lr, lambda i: opt.update(i, lr), sums)
+    bp.backward(on_layer or opt.step_function(lr))
 
 
 def gradients(model: MLP, x, y, l2: float = 0.0):
@@ -165,10 +192,11 @@ def gradients(model: MLP, x, y, l2: float = 0.0):
 
     def store(i):
         np.matmul(bp.inputs[i].T, bp.grad_out[i], out=grads[i])
+        grads[i] /= len(x)
 
     bp.forward()
-    bp.backward(1.0, store)
-    loss_sum, _ = xent_metrics(bp.logits, bp.sums, bp.y)
+    bp.backward(store)
+    loss_sum, _ = xent_metrics(bp.logits, bp.sums, bp.y, axis=0)
     loss = loss_sum / len(x) + 0.5 * l2 * sum(float(np.sum(np.square(w, dtype=np.float64))) for w in model.weights)
     grad_w = [g[:-1] + g.dtype.type(l2) * w for g, w in zip(grads, model.weights)]
     return loss, grad_w, [g[-1].copy() for g in grads]

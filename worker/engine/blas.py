@@ -98,6 +98,14 @@ class Gemm:
         else:
             self._scratch = np.empty(c.shape, c.dtype)
 
+    def set_alpha(self, alpha: float) -> None:
+        """Change alpha for the following calls (e.g. a new learning rate)."""
+        self.alpha = alpha
+        if self.blas:
+            args = list(self._args)
+            args[6] = ctypes.c_float(alpha)
+            self._args = tuple(args)
+
     def __call__(self):
         if self.blas:
             _sgemm(*self._args)

@@ -138,24 +138,29 @@ def _atomic_savez(path, arrays: dict) -> None:
             os.remove(tmp)
 
 
-def softmax_(z, probs, sums):
-    """Softmax of logits z (batch, classes), numerically stable, on preallocated buffers.
+def softmax_(z, probs, sums, axis=1, shifted=None):
+    """Softmax of logits z over its class axis `axis`, numerically stable, on preallocated buffers.
 
-    Leaves z shifted in place (z - rowmax, so exp cannot overflow), the probabilities in probs
-    and the per-row normalisers sum(exp(z - rowmax)) in sums (batch, 1): exactly what
-    `xent_metrics` needs later, so training can defer its bookkeeping to the end of an epoch.
+    Writes z - max (so exp cannot overflow) into `shifted` (default: z itself, in place), the
+    probabilities into probs and the normalisers sum(exp(z - max)) into sums (size 1 along
+    `axis`): exactly what `xent_metrics` needs later, so training can defer its bookkeeping to
+    the end of an epoch. Evaluation uses (batch, classes), axis=1; training keeps its logits
+    as (classes, batch), axis=0, where the reductions run along contiguous rows.
     """
-    np.max(z, axis=1, keepdims=True, out=sums)
-    np.subtract(z, sums, out=z)
-    np.exp(z, out=probs)
-    np.sum(probs, axis=1, keepdims=True, out=sums)
+    shifted = z if shifted is None else shifted
+    np.maximum.reduce(z, axis=axis, keepdims=True, out=sums)
+    np.subtract(z, sums, out=shifted)
+    np.exp(shifted, out=probs)
+    np.add.reduce(probs, axis=axis, keepdims=True, out=sums)
     np.divide(probs, sums, out=probs)
 
 
-def xent_metrics(z_shifted, sums, y):
+def xent_metrics(z_shifted, sums, y, axis=1):
     """(summed cross-entropy, predicted classes) from softmax_'s outputs; log-sum-exp, never log(p)."""
-    loss_sum = float(np.log(sums).sum()) - float(z_shifted[np.arange(len(y)), y].sum())
-    return loss_sum, z_shifted.argmax(axis=1)
+    rows = np.arange(len(y))
+    picked = z_shifted[rows, y] if axis == 1 else z_shifted[y, rows]
+    loss_sum = float(np.log(sums).sum()) - float(picked.sum())
+    return loss_sum, z_shifted.argmax(axis=axis)
 
 
 @dataclass(frozen=True, eq=False)

@@ -102,8 +102,11 @@ class Trainer:
         self.model = MLP.initialize(sizes, config.activation, config.init, self._rng)
         self._bp = Backprop(self.model, config.batch_size, config.dropout)
         self._opt = SGD(self._bp, config.momentum, config.l2)
-        self._epoch_logits = np.empty((len(self.x_train), n_classes), np.float32)
-        self._epoch_sums = np.empty((len(self.x_train), 1), np.float32)
+        # Every step's shifted logits and softmax normalisers, kept for the epoch's metrics
+        # (classes along axis 0, as Backprop lays them out).
+        self._epoch_logits = np.empty((n_classes, len(self.x_train)), np.float32)
+        self._epoch_sums = np.empty((1, len(self.x_train)), np.float32)
+        self._epoch_onehot = np.zeros((n_classes, len(self.x_train)), np.float32)
         self.epoch = 0  # epochs done
         self.steps = 0  # minibatch updates done
         self.history: list[EpochReport] = []
@@ -136,19 +139,22 @@ class Trainer:
         return report
 
     def _train_epoch(self, lr: float):
-        x, y, bp, n, B = self._x1, self.y_train, self._bp, len(self._x1), self.config.batch_size
+        x, bp, n, B = self._x1, self._bp, len(self._x1), self.config.batch_size
         order = self._rng.permutation(n)
+        y = self.y_train[order]
+        onehot = self._epoch_onehot  # the shuffled labels, one-hot by column
+        onehot[...] = 0
+        onehot[y, np.arange(n)] = 1
         rng = self._rng if self.config.dropout else None
-        logits, sums = self._epoch_logits, self._epoch_sums  # kept per row for the epoch's metrics
+        logits, sums = self._epoch_logits, self._epoch_sums
+        on_layer = self._opt.step_function(lr)
         for s in range(0, n, B):
-            idx = order[s : s + B]
-            np.take(x, idx, axis=0, out=bp.x, mode="clip")  # mode="raise" would buffer the copy
-            np.take(y, idx, out=bp.y, mode="clip")
-            bp.logits = logits[s : s + B]
-            train_step(bp, self._opt, lr, rng, sums[s : s + B])
+            x.take(order[s : s + B], axis=0, out=bp.x, mode="clip")  # mode="raise" would buffer the copy
+            bp.onehot, bp.logits, bp.sums = onehot[:, s : s + B], logits[:, s : s + B], sums[:, s : s + B]
+            train_step(bp, self._opt, lr, rng, on_layer)
         self.steps += n // B
-        loss_sum, predictions = xent_metrics(logits, sums, y[order])
-        return loss_sum / n, float(np.count_nonzero(predictions == y[order])) / n
+        loss_sum, predictions = xent_metrics(logits, sums, y, axis=0)
+        return loss_sum / n, float(np.count_nonzero(predictions == y)) / n
 
     # -- checkpoints -------------------------------------------------------------------------
 
