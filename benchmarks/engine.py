@@ -13,10 +13,15 @@ batch 100, plain SGD (no momentum, L2 or dropout): 500 updates per epoch.
                    median over epochs of sgemm_i / engine_i, each engine epoch paired with the
                    roofline run right after it: less sensitive to the machine's speed drifting
 
+--regularized times the sweep's own settings instead of plain SGD: momentum, L2 on the weights
+and dropout on the hidden layers (TrainConfig's defaults), for the engine and for Keras (SGD with
+momentum, an L2 kernel regularizer of l2/2, since Keras adds l2*sum(W**2) to the loss, and Dropout
+layers). The roofline stays the plain step's matmuls.
+
 The first epoch of each contender is warm-up and is not timed. Engine epochs and roofline runs
 alternate, so both see the same background load on a shared machine.
 
-usage: python benchmarks/engine.py [--epochs 5] [--threads N] [--skip-keras]
+usage: python benchmarks/engine.py [--epochs 5] [--threads N] [--skip-keras] [--regularized]
 """
 
 import argparse
@@ -84,10 +89,14 @@ def flops_per_step() -> int:
     return 2 * fwd + sum(2 * BATCH * a * b for a, b in layers[1:])  # + weight grads + propagation
 
 
-def bench_engine_and_roofline(x, y, epochs, threads):
+PLAIN = dict(momentum=0.0, l2=0.0, dropout=0.0)
+REGULARIZED = {k: getattr(TrainConfig(), k) for k in PLAIN}  # the sweep's defaults
+
+
+def bench_engine_and_roofline(x, y, epochs, threads, optim):
     cfg = TrainConfig(
         hidden=SIZES[1:-1], activation="relu", lr=LR, batch_size=BATCH, epochs=epochs + 1,
-        decay_epochs=(), momentum=0.0, l2=0.0, dropout=0.0, init="he", seed=0, threads=threads,
+        decay_epochs=(), init="he", seed=0, threads=threads, **optim,
     )
     trainer = Trainer(cfg, x, y)
     step, steps = step_matmuls(np.random.default_rng(1)), N // BATCH
@@ -106,7 +115,7 @@ def bench_engine_and_roofline(x, y, epochs, threads):
     return engine, roofline, trainer.history[-1].train_accuracy
 
 
-def bench_keras(x, y, epochs, threads):
+def bench_keras(x, y, epochs, threads, optim):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -115,12 +124,16 @@ def bench_keras(x, y, epochs, threads):
         tf.config.threading.set_inter_op_parallelism_threads(1)
     keras = tf.keras
     keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [keras.Input((SIZES[0],), dtype="float32")]
-        + [keras.layers.Dense(n, activation="relu") for n in SIZES[1:-1]]
-        + [keras.layers.Dense(SIZES[-1], activation="softmax")]
-    )
-    model.compile(optimizer=keras.optimizers.SGD(LR), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    reg = keras.regularizers.L2(optim["l2"] / 2) if optim["l2"] else None
+    layers = [keras.Input((SIZES[0],), dtype="float32")]
+    for n in SIZES[1:-1]:
+        layers.append(keras.layers.Dense(n, activation="relu", kernel_regularizer=reg))
+        if optim["dropout"]:
+            layers.append(keras.layers.Dropout(optim["dropout"]))
+    layers.append(keras.layers.Dense(SIZES[-1], activation="softmax", kernel_regularizer=reg))
+    model = keras.Sequential(layers)
+    opt = keras.optimizers.SGD(LR, momentum=optim["momentum"])
+    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     class Timer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -139,13 +152,15 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=5, help="timed epochs per contender (>= 3)")
     p.add_argument("--threads", type=int, default=None, help="BLAS / TF threads (default: leave as is)")
     p.add_argument("--skip-keras", action="store_true")
+    p.add_argument("--regularized", action="store_true", help="momentum, L2 and dropout as in the sweep")
     args = p.parse_args(argv)
+    optim = REGULARIZED if args.regularized else PLAIN
     if args.epochs < 3:
         p.error("--epochs must be >= 3")
 
     x, y, source = load_data()
     load_before = os.getloadavg()[0]
-    engine, roofline, engine_acc = bench_engine_and_roofline(x, y, args.epochs, args.threads)
+    engine, roofline, engine_acc = bench_engine_and_roofline(x, y, args.epochs, args.threads, optim)
     with blas_threads(args.threads):
         blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
     flops_epoch = flops_per_step() * (N // BATCH)
@@ -166,7 +181,7 @@ def main(argv=None):
         "engine_train_accuracy_last": round(engine_acc, 4),
     }
     if not args.skip_keras:
-        keras_times, keras_acc, tf_version = bench_keras(x, y, args.epochs, args.threads)
+        keras_times, keras_acc, tf_version = bench_keras(x, y, args.epochs, args.threads, optim)
         keras_s = statistics.median(keras_times)
         result.update(
             keras_epoch_s=round(keras_s, 4),
@@ -176,6 +191,7 @@ def main(argv=None):
             tensorflow=tf_version,
         )
     result.update(
+        optimizer={"lr": LR, **optim},
         data=source,
         flops_per_epoch=flops_epoch,
         numpy=np.__version__,

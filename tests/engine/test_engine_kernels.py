@@ -5,7 +5,7 @@ import pytest
 
 from worker.engine import TrainConfig, Trainer, evaluate
 from worker.engine.activations import ACTIVATIONS, relu, relu_grad
-from worker.engine.blas import Gemm
+from worker.engine.blas import HAVE_BLAS_AXPY, Gemm
 from worker.engine.model import softmax_, xent_metrics
 
 
@@ -75,3 +75,44 @@ def test_epoch_metrics_match_an_evaluation_of_the_same_rows():
     report = t.run_epoch()
     assert report.train_loss == pytest.approx(before.loss, rel=1e-6)
     assert report.train_accuracy == before.accuracy
+
+
+def test_axpy_adds_a_scaled_array_in_place():
+    from worker.engine.blas import Axpy
+
+    rng = np.random.default_rng(4)
+    for dtype in (np.float32, np.float64):  # float64 takes numpy's path
+        x = rng.standard_normal((5, 7)).astype(dtype)
+        y0 = rng.standard_normal((5, 7)).astype(dtype)
+        y = y0.copy()
+        axpy = Axpy(x, y)
+        assert axpy.blas == (dtype == np.float32 and HAVE_BLAS_AXPY)
+        axpy(-0.5)
+        axpy(0.25)
+        np.testing.assert_allclose(y, y0 - 0.25 * x, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="axpy operands differ"):
+        Axpy(np.zeros(3, np.float32), np.zeros(4, np.float32))
+
+
+def test_dropout_masks_drop_at_rate_p_and_keep_the_expected_output():
+    from worker.engine import MLP, Backprop
+
+    model = MLP.initialize((20, 400, 300, 10), "relu", "he", 0)
+    bp = Backprop(model, 500, dropout=0.2)
+    rng = np.random.default_rng(5)
+    masks = []
+    for _ in range(4):
+        for m in bp.mask:
+            bp._draw_mask(m, rng)
+            masks.append(m.ravel().copy())
+    allm = np.concatenate(masks)
+    keep = 1 - 13107 / 65536  # p = 0.2 as 13107/65536
+    assert set(np.unique(allm)) == {0.0, np.float32(1 / keep)}
+    n = allm.size
+    assert abs(np.mean(allm == 0) - 0.2) < 4 * np.sqrt(0.2 * 0.8 / n)  # within 4 sigma
+    assert abs(allm.mean() - 1.0) < 4 * np.sqrt(0.2 / 0.8 / n)
+    # different draws each time, and from the trainer's generator only
+    assert not np.array_equal(masks[0], masks[2])
+    rng2 = np.random.default_rng(5)
+    bp._draw_mask(bp.mask[0], rng2)
+    np.testing.assert_array_equal(bp.mask[0].ravel(), masks[0])

@@ -1,8 +1,9 @@
-"""Accumulating matrix product c = alpha * a @ b + beta * c, in float32.
+"""Accumulating matrix product c = alpha * a @ b + beta * c, and y += alpha * x, in float32.
 
 numpy's matmul always overwrites its output, so an SGD step would be a gradient matmul into a
 buffer plus a second full pass over every weight matrix (w -= g). BLAS sgemm accumulates into
-c itself (beta), folding the update into the gradient product. We call the sgemm of the BLAS
+c itself (beta), folding the update into the gradient product; saxpy adds a scaled array in one
+pass where numpy needs two (a product into a buffer, then the sum). We call the routines of the BLAS
 that numpy already loaded (found through threadpoolctl, so BLAS thread limits apply to it);
 where that is not a known OpenBLAS build, the same result comes from matmul + in-place ufuncs.
 """
@@ -15,11 +16,12 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
-# (symbol, integer type): numpy's wheels ship OpenBLAS with 64-bit integers and a prefix/suffix.
-_SYMBOLS = (
-    ("scipy_cblas_sgemm64_", ctypes.c_int64),
-    ("cblas_sgemm64_", ctypes.c_int64),
-    ("scipy_cblas_sgemm", ctypes.c_int),
+# (prefix, suffix, integer type) of the CBLAS symbols: numpy's wheels ship OpenBLAS with 64-bit
+# integers and a prefix/suffix.
+_NAMINGS = (
+    ("scipy_cblas_", "64_", ctypes.c_int64),
+    ("cblas_", "64_", ctypes.c_int64),
+    ("scipy_cblas_", "", ctypes.c_int),
 )
 
 
@@ -36,7 +38,11 @@ def _layout(m):
     return None
 
 
-def _find_sgemm():
+def _find(stem: str, argtypes, works):
+    """The OpenBLAS routine `stem` (e.g. "sgemm") that numpy loaded, checked by works(fn), or None.
+
+    argtypes(int_t) gives the ctypes argument types for the library's integer type.
+    """
     for info in threadpool_info():
         if info.get("user_api") != "blas" or info.get("internal_api") != "openblas":
             continue
@@ -44,19 +50,20 @@ def _find_sgemm():
             lib = ctypes.CDLL(info["filepath"])
         except OSError:
             continue
-        for name, int_t in _SYMBOLS:
-            fn = getattr(lib, name, None)
+        for prefix, suffix, int_t in _NAMINGS:
+            fn = getattr(lib, f"{prefix}{stem}{suffix}", None)
             if fn is None:
                 continue
-            c_int, f32, ptr = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
-            fn.argtypes = [c_int, c_int, c_int, int_t, int_t, int_t, f32, ptr, int_t, ptr, int_t, f32, ptr, int_t]
-            fn.restype = None
-            if _works(fn):
+            fn.argtypes, fn.restype = argtypes(int_t), None
+            if works(fn):
                 return fn
     return None
 
 
-def _works(fn) -> bool:
+_F32, _PTR, _INT = ctypes.c_float, ctypes.c_void_p, ctypes.c_int
+
+
+def _gemm_works(fn) -> bool:
     # Guard against a symbol whose calling convention is not what we assume.
     rng = np.random.default_rng(0)
     a, b = rng.random((3, 4), dtype=np.float32), rng.random((5, 4), dtype=np.float32)
@@ -65,8 +72,18 @@ def _works(fn) -> bool:
     return np.allclose(c, 2 * a @ b.T + 0.5, rtol=1e-5)
 
 
-_sgemm = _find_sgemm()
+def _axpy_works(fn) -> bool:
+    x, y = np.arange(5, dtype=np.float32), np.ones(5, np.float32)
+    fn(5, -2.0, x.ctypes.data, 1, y.ctypes.data, 1)
+    return np.array_equal(y, 1 - 2 * np.arange(5, dtype=np.float32))
+
+
+_sgemm = _find(
+    "sgemm", lambda i: [_INT, _INT, _INT, i, i, i, _F32, _PTR, i, _PTR, i, _F32, _PTR, i], _gemm_works
+)
+_saxpy = _find("saxpy", lambda i: [i, _F32, _PTR, i, _PTR, i], _axpy_works)
 HAVE_BLAS_GEMM = _sgemm is not None
+HAVE_BLAS_AXPY = _saxpy is not None
 
 
 class Gemm:
@@ -120,3 +137,34 @@ class Gemm:
                 self.c *= self.c.dtype.type(self.beta)
             self.c += product
         return self.c
+
+
+class Axpy:
+    """y += alpha * x in place, alpha given per call; x and y same-shaped, C-contiguous, bound once.
+
+    One pass over x and y through BLAS saxpy (float32); otherwise numpy's product into a scratch
+    buffer, then the sum.
+    """
+
+    def __init__(self, x, y):
+        if x.shape != y.shape or x.dtype != y.dtype:
+            raise ValueError(f"axpy operands differ: {x.dtype}{x.shape} vs {y.dtype}{y.shape}")
+        self.x, self.y = x, y
+        self.blas = bool(
+            _saxpy is not None and x.size and x.dtype == np.float32
+            and x.flags.c_contiguous and y.flags.c_contiguous
+        )
+        if self.blas:
+            int_t = _saxpy.argtypes[0]
+            self._n, self._one = int_t(x.size), int_t(1)
+            self._x, self._y = _PTR(x.ctypes.data), _PTR(y.ctypes.data)
+        else:
+            self._scratch = np.empty_like(y)
+
+    def __call__(self, alpha: float):
+        if self.blas:
+            _saxpy(self._n, _F32(alpha), self._x, self._one, self._y, self._one)
+        else:
+            np.multiply(self.x, self.y.dtype.type(alpha), out=self._scratch)
+            np.add(self.y, self._scratch, out=self.y)
+        return self.y

@@ -48,7 +48,8 @@ class TrainConfig:
       l2=1e-4                L2 on weights only (not biases): loss += 0.5*l2*sum(W**2),
                              i.e. grad += l2*W.
       dropout=0.2            inverted dropout on every hidden layer's output during training
-                             (kept units scaled by 1/(1-dropout)); off at evaluation.
+                             (kept units scaled by 1/(1-dropout)); off at evaluation. Drawn from
+                             16 random bits per unit: the rate is round(dropout*65536)/65536.
       init="he"              weights ~ N(0, 2/fan_in) ("he") or N(0, 2/(fan_in+fan_out))
                              ("glorot"); biases start at zero.
       seed=0                 seeds the single generator used for init, shuffling and dropout.
