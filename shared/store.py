@@ -307,9 +307,13 @@ class Store:
         the same run twice. A lease left by a dead process of the same worker node is taken over at once."""
         pid = os.getpid() if pid is None else pid
         with self._write() as s:
-            run = s.get(Run, run_id, with_for_update=True)
-            if run is None:
+            # The job's row is locked before the run's, in the order request_cancel takes them (job, then
+            # its runs), so the two cannot deadlock on PostgreSQL.
+            job_id = s.scalar(select(Run.job_id).where(Run.id == run_id))
+            if job_id is None:
                 raise LookupError(f"no run {run_id}")
+            s.get(Job, job_id, with_for_update=True)
+            run = s.get(Run, run_id, with_for_update=True)
             if run.state in FINISHED:
                 return None
             now = utcnow()
@@ -341,7 +345,7 @@ class Store:
         """Runs whose worker went silent — running, heartbeat older than the lease — are put back to queued
         (the caller dispatches them again; they resume from their checkpoint), or failed once they have been
         attempted `max_attempts` times. Atomic: of several workers calling this, one takes each run.
-        Returns [{run_id, job_id, kind, role, state, worker}] for what changed."""
+        Returns [{run_id, job_id, kind, role, state, worker, job_ended}] for what changed."""
         now = utcnow()
         cutoff = now - timedelta(seconds=self.lease_seconds)
         changed = []
@@ -351,8 +355,8 @@ class Store:
                              .with_for_update(of=Run, skip_locked=True)).all()
             for run, kind in rows:
                 silent = (now - _aware(run.heartbeat_at)).total_seconds()
-                lost_from = run.worker
-                if run.job.state in FINISHED:  # its job ended without it (e.g. failed in between): close it
+                lost_from, job_ended = run.worker, run.job.state in FINISHED
+                if job_ended:  # its job ended without it (e.g. failed in between): close it
                     run.state, run.finished_at = "failed", now
                     run.error = run.error or f"WorkerLost: its job had ended ({run.job.state})"
                 elif run.attempts >= max_attempts or run.job.cancel_requested:
@@ -364,7 +368,7 @@ class Store:
                     run.state = "queued"
                 run.pid = None
                 changed.append({"run_id": run.id, "job_id": run.job_id, "kind": kind, "role": run.role,
-                                "state": run.state, "worker": lost_from})
+                                "state": run.state, "worker": lost_from, "job_ended": job_ended})
         return changed
 
     def run_id(self, job_id: str, name: str) -> int | None:

@@ -146,11 +146,14 @@ _reaper_stop = threading.Event()
 
 def requeue_lost_runs(st: Store, max_attempts: int, send) -> list[dict]:
     """Queue again (or fail, past max_attempts) the runs whose worker went silent; `send(task, args)` dispatches.
-    A run failed this way may have been its job's last pending one: its job is then finalized."""
+    A run failed this way may have been its job's last pending one: its job is then finalized. A run whose job
+    had already ended is only closed: nothing is sent for it."""
     changed = st.requeue_stale(max_attempts)
     for c in changed:
         finalize = FINALIZE_FOR.get(c["kind"], finalize_keras).name
-        if c["role"] == "final":  # the sweep's retrain is resumed by its job's finalize task
+        if c["job_ended"]:
+            pass
+        elif c["role"] == "final":  # the sweep's retrain is resumed by its job's finalize task
             send(finalize, [c["job_id"]])
         elif c["state"] == "queued":
             send(TRAIN_FOR.get(c["kind"], train_keras_run).name, [c["run_id"]])

@@ -67,7 +67,7 @@ def test_silent_runs_are_queued_again_then_failed_after_max_attempts(store):
 
     changed = store.requeue_stale(max_attempts=2)
     assert changed == [{"run_id": a, "job_id": job, "kind": "sweep", "role": "run", "state": "queued",
-                        "worker": "w1@h"}]
+                        "worker": "w1@h", "job_ended": False}]
     assert store.requeue_stale(max_attempts=2) == []  # taken once
     assert store.start_run(a, "w2@h", pid=2)["attempts"] == 2
     time.sleep(LEASE + 0.2)
@@ -101,6 +101,23 @@ def test_requeue_lost_runs_dispatches_the_right_task(store):
     sent.clear()
     requeue_lost_runs(store, 3, lambda task, args: sent.append((task, args)))
     assert sent == [("hw3.sweep.finalize", [sweep])]
+
+
+def test_a_stale_run_of_an_ended_job_is_closed_and_nothing_is_sent(store):
+    job = store.create_job("sweep", {}, RUNS)
+    a, b = _ids(store, job)
+    for r in (a, b):
+        store.start_run(r, "w@h", pid=1)
+        store.finish_run(r, "succeeded", result={"val_accuracy": 0.9})
+    final = store.add_run(job, "final", {}, 5, role="final")
+    store.start_run(final, "w@h", pid=1)
+    store.finish_job(job, "failed", error="stopped by hand")
+    time.sleep(LEASE + 0.2)
+    sent = []
+    [c] = requeue_lost_runs(store, 3, lambda task, args: sent.append((task, args)))
+    assert c["job_ended"] and sent == []
+    info = store.run_info(final)
+    assert info["state"] == "failed" and info["error"] == "WorkerLost: its job had ended (failed)"
 
 
 def test_a_run_failed_for_good_lets_its_job_finish(store):
