@@ -31,7 +31,7 @@ class Backprop:
                             its parameters are no longer needed, so it may update them in place.
     The output layer runs transposed, classes along axis 0: logits and delta[-1] are
     (n_out, B), so the softmax's reductions run along contiguous rows of B (numpy reduces a
-    (B, 10) array along its short axis several times slower). self.onehot, self.logits and
+    (B, 10) array along its short axis 2-4 times slower). self.onehot, self.logits and
     self.sums may be re-pointed by the caller, e.g. at slices of epoch-long arrays (n_out, N) and
     (1, N), which then keep the logits and normalisers for the epoch's metrics.
     inputs[i] (B, fan_in + 1) is what layer i saw (after dropout), so the gradient of
