@@ -152,7 +152,7 @@ def requeue_lost_runs(st: Store, max_attempts: int, send) -> list[dict]:
     for c in changed:
         finalize = FINALIZE_FOR.get(c["kind"], finalize_keras).name
         if c["job_ended"]:
-            pass
+            pass  # only closed: its job has been finalized already
         elif c["role"] == "final":  # the sweep's retrain is resumed by its job's finalize task
             send(finalize, [c["job_id"]])
         elif c["state"] == "queued":

@@ -16,6 +16,13 @@ from .blas import Axpy, Gemm
 from .model import MLP, softmax_, xent_metrics
 
 
+def one_hot_columns(y, out):
+    """Labels y (n,) one-hot by column into out (classes, n), the layout of Backprop.onehot."""
+    out[...] = 0
+    out[y, np.arange(len(y))] = 1
+    return out
+
+
 class Backprop:
     """Buffers and passes for one model and one batch size B.
 
@@ -69,15 +76,13 @@ class Backprop:
         self.delta = [*(np.empty((B, n + 1), dt) for n in hidden), np.empty((n_out, B), dt)]
         self.grad_out = [*(d[:, :n] for d, n in zip(self.delta, hidden)), self.delta[-1].T]
         self.scratch = [np.empty((B, n + 1), model.act.scratch_dtype(dt)) for n in hidden]
-        self.rows = np.arange(B)
         self._logits_gemm = Gemm(model.params[-1].T, self.inputs[-1].T, self.out)
 
     def load(self, x, y):
         """Copy a minibatch (x without the ones column, y integer labels) into the input buffers."""
         np.copyto(self.x[:, :-1], x, casting="same_kind")
         np.copyto(self.y, y, casting="same_kind")
-        self.onehot[...] = 0
-        self.onehot[self.y, self.rows] = 1
+        one_hot_columns(self.y, self.onehot)
 
     def forward(self, rng=None):
         """Forward pass of self.x; dropout masks are drawn from rng."""

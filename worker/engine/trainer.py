@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .backprop import SGD, Backprop, train_step
+from .backprop import SGD, Backprop, one_hot_columns, train_step
 from .config import TrainConfig
 from .model import MLP, _atomic_savez, evaluate, xent_metrics
 
@@ -142,9 +142,7 @@ class Trainer:
         x, bp, n, B = self._x1, self._bp, len(self._x1), self.config.batch_size
         order = self._rng.permutation(n)
         y = self.y_train[order]
-        onehot = self._epoch_onehot  # the shuffled labels, one-hot by column
-        onehot[...] = 0
-        onehot[y, np.arange(n)] = 1
+        onehot = one_hot_columns(y, self._epoch_onehot)  # the shuffled labels
         rng = self._rng if self.config.dropout else None
         logits, sums = self._epoch_logits, self._epoch_sums
         on_layer = self._opt.step_function(lr)
