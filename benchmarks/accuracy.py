@@ -3,7 +3,10 @@
 Six configs (DEFAULT_ACTIVATIONS x DEFAULT_LRS, everything else TrainConfig's defaults) train
 on the first 50,000 training images and validate on the last 10,000; the config with the best
 final-epoch validation accuracy is retrained on all 60,000 and tested once on the test file.
-No preprocessing: pixels as stored (float32 in [0, 1]).
+No preprocessing: pixels as loaded by shared.datasets (float32 in [0, 1]).
+
+Input: mnist_traindata.hdf5 and mnist_testdata.hdf5 in the datasets directory, the service's own
+setting (HW3_DATASETS, see shared/settings.py; nothing is downloaded).
 
 usage: python benchmarks/accuracy.py [--jobs 6 | --jobs 1] [--sweep-only] [--set dropout=0.3 ...]
   --jobs N   N worker processes with 1 BLAS thread each (default: one per CPU core);
@@ -22,22 +25,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from shared.datasets import N_TRAIN, mnist_full_train, mnist_test  # noqa: E402
+from shared.settings import get_settings  # noqa: E402
 from worker.engine import DEFAULT_ACTIVATIONS, DEFAULT_LRS, TrainConfig, Trainer, evaluate  # noqa: E402
 
-DATA = Path(os.environ.get("HW3_DATA_DIR", "/work/shared/data"))
-N_TRAIN = 50_000
 
-
-def load(name):
-    import h5py
-
-    with h5py.File(DATA / name, "r") as f:
-        return f["xdata"][:].astype(np.float32), f["ydata"][:].argmax(axis=1)
-
-
-def train_one(config_dict, with_val=True):
+def train_one(config_dict, datasets_dir, with_val=True):
     cfg = TrainConfig.from_dict(config_dict)
-    x, y = load("mnist_traindata.hdf5")
+    x, y = mnist_full_train(datasets_dir)
     if with_val:
         trainer = Trainer(cfg, x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:])
     else:
@@ -50,8 +45,8 @@ def train_one(config_dict, with_val=True):
     return trainer, time.perf_counter() - start
 
 
-def sweep_job(config_dict):
-    trainer, seconds = train_one(config_dict)
+def sweep_job(config_dict, datasets_dir):
+    trainer, seconds = train_one(config_dict, datasets_dir)
     h = trainer.history
     return {
         "activation": trainer.config.activation,
@@ -65,9 +60,9 @@ def sweep_job(config_dict):
     }
 
 
-def test_job(config_dict):
-    trainer, seconds = train_one(config_dict, with_val=False)
-    x_test, y_test = load("mnist_testdata.hdf5")
+def test_job(config_dict, datasets_dir):
+    trainer, seconds = train_one(config_dict, datasets_dir, with_val=False)
+    x_test, y_test = mnist_test(datasets_dir)
     ev = evaluate(trainer.model, x_test, y_test)
     return {"test_accuracy": ev.accuracy, "test_loss": ev.loss, "seconds": round(seconds, 1),
             "final_train_accuracy": trainer.history[-1].train_accuracy}
@@ -92,19 +87,20 @@ def main(argv=None):
     overrides.setdefault("threads", 1 if args.jobs > 1 else None)
     configs = [TrainConfig(**{**overrides, "activation": a, "lr": lr}) for a in args.activations for lr in args.lrs]
 
+    datasets_dir = get_settings().datasets_dir
     start = time.perf_counter()
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(sweep_job, [c.to_dict() for c in configs]))
+            results = list(pool.map(sweep_job, [c.to_dict() for c in configs], [datasets_dir] * len(configs)))
     else:
-        results = [sweep_job(c.to_dict()) for c in configs]
+        results = [sweep_job(c.to_dict(), datasets_dir) for c in configs]
     best = max(range(len(configs)), key=lambda i: results[i]["final_val_accuracy"])  # first wins ties
     chosen = configs[best]
     if args.sweep_only:
         print(json.dumps({"configs": results, "chosen": chosen.to_dict(), "total_seconds": round(time.perf_counter() - start, 1)}))
         return
     final_cfg = TrainConfig(**{**chosen.to_dict(), "threads": None})  # retrain alone: all cores
-    test = test_job(final_cfg.to_dict())
+    test = test_job(final_cfg.to_dict(), datasets_dir)
     print(json.dumps({
         "configs": results,
         "chosen": chosen.to_dict(),

@@ -1,7 +1,9 @@
 """Epoch time of the numpy engine vs tf.keras vs numpy's own sgemm roofline; prints one JSON object.
 
-Workload: 50,000 x 784 float32 rows (real MNIST if present, else random), 784-512-256-10 ReLU,
-batch 100, plain SGD (no momentum, L2 or dropout): 500 updates per epoch.
+Workload: 50,000 x 784 float32 rows, 784-512-256-10 ReLU, batch 100, plain SGD (no momentum, L2
+or dropout): 500 updates per epoch. The rows are MNIST's 50,000 training images when
+mnist_traindata.hdf5 is in the datasets directory (the service's setting HW3_DATASETS, see
+shared/settings.py; nothing is downloaded), else random ("data" in the output says which).
 
   engine_epoch_s   median of the engine's timed epochs (Trainer's own per-epoch seconds)
   keras_epoch_s    median of tf.keras fit epochs, same network/batch/optimizer, float32
@@ -37,18 +39,18 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from shared.datasets import MNIST_TRAIN_FILE, N_TRAIN, mnist_train_val  # noqa: E402
+from shared.settings import get_settings  # noqa: E402
 from worker.engine import TrainConfig, Trainer, blas_threads  # noqa: E402
 
-TRAIN_FILE = Path(os.environ.get("HW3_MNIST_TRAIN", "/work/shared/data/mnist_traindata.hdf5"))
-N, BATCH, SIZES, LR = 50_000, 100, (784, 512, 256, 10), 0.05
+N, BATCH, SIZES, LR = N_TRAIN, 100, (784, 512, 256, 10), 0.05
 
 
 def load_data():
-    if TRAIN_FILE.exists():
-        import h5py
-
-        with h5py.File(TRAIN_FILE, "r") as f:
-            return f["xdata"][:N].astype(np.float32), f["ydata"][:N].argmax(axis=1), "mnist"
+    datasets_dir = get_settings().datasets_dir
+    if (datasets_dir / MNIST_TRAIN_FILE).is_file():
+        x, y, _, _ = mnist_train_val(datasets_dir)
+        return x, y, "mnist"
     rng = np.random.default_rng(0)
     return rng.random((N, SIZES[0]), dtype=np.float32), rng.integers(0, SIZES[-1], N), "random"
 

@@ -358,7 +358,7 @@ def test_ensure_mnist_without_tensorflow(tmp_path, monkeypatch):
 def test_ensure_mnist_noop_when_present(tmp_path, monkeypatch):
     for name in (ds.MNIST_TRAIN_FILE, ds.MNIST_TEST_FILE):
         write_h5(tmp_path / name, xdata=X_REF, ydata=Y_OK)
-    monkeypatch.setattr(ds, "_download_mnist", lambda: pytest.fail("must not download"))
+    monkeypatch.setattr("shared.datasets.download._download_mnist", lambda: pytest.fail("must not download"))
     ds.ensure_mnist(tmp_path)
 
 

@@ -1,14 +1,12 @@
 """Trainer behaviour: schedule, determinism, resume, evaluation, dropout, and a short real run."""
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from shared.datasets import mnist_full_train
 from worker.engine import MLP, EpochReport, Evaluation, TrainConfig, Trainer, evaluate
-
-MNIST_TRAIN = Path("/work/shared/data/mnist_traindata.hdf5")
 
 
 def toy_data(n=500, n_val=100, width=20, seed=0):
@@ -163,14 +161,9 @@ def test_trainer_rejects_bad_data():
 
 
 @pytest.mark.slow
-def test_short_real_mnist_training():
-    if not MNIST_TRAIN.exists():
-        pytest.skip(f"real MNIST not found at {MNIST_TRAIN}")
-    import h5py
-
-    with h5py.File(MNIST_TRAIN, "r") as f:
-        x = f["xdata"][:10_000]
-        y = f["ydata"][:10_000].argmax(axis=1)
+def test_short_real_mnist_training(real_datasets):
+    x, y = mnist_full_train(real_datasets)  # the service's loader; skipped when HW3_TEST_DATASETS lacks the file
+    x, y = x[:10_000], y[:10_000]
     cfg = TrainConfig(epochs=2, decay_epochs=(), threads=1)  # defaults otherwise; 1 thread: robust on a busy machine
     t = Trainer(cfg, x[:8000], y[:8000], x[8000:], y[8000:])
     reports = list(t.run())
