@@ -153,10 +153,6 @@ class SGD:
     def velocity_w(self):
         return None if self.velocity is None else [v[:-1] for v in self.velocity]
 
-    @property
-    def velocity_b(self):
-        return None if self.velocity is None else [v[-1] for v in self.velocity]
-
     def set_lr(self, lr: float) -> None:
         if lr != self._lr:
             self._lr = lr

@@ -6,7 +6,7 @@ import contextlib
 import json
 import time
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -16,6 +16,7 @@ from .config import TrainConfig
 from .model import MLP, _atomic_savez, evaluate, xent_metrics
 
 CHECKPOINT_FORMAT = 1
+_FROM_CHECKPOINT = object()  # Trainer.resume's default threads: keep the checkpoint's config.threads
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,6 @@ class Trainer:
             "config": self.config.to_dict(),
             "epoch": self.epoch,
             "steps": self.steps,
-            "lr": self.config.lr_at(self.epoch) if self.epoch else self.config.lr,
             "rng": self._rng.bit_generator.state,
             "history": [r.to_dict() for r in self.history],
             "n_classes": self.n_classes,
@@ -178,14 +178,23 @@ class Trainer:
         _atomic_savez(path, arrays)
 
     @classmethod
-    def resume(cls, path, x_train, y_train, x_val=None, y_val=None) -> Trainer:
-        """A Trainer that continues exactly where save_checkpoint left off (same data required)."""
+    def resume(cls, path, x_train, y_train, x_val=None, y_val=None, *, threads=_FROM_CHECKPOINT) -> Trainer:
+        """A Trainer that continues exactly where save_checkpoint left off (same data required).
+
+        threads: BLAS threads for the rest of the run (an int, or None to leave them as they are),
+        replacing the checkpoint's config.threads: the thread count belongs to the machine that
+        resumes, not the one that saved. Omitted: the checkpoint's value.
+        """
         with np.load(path, allow_pickle=False) as f:
+            # Readers take the keys they need, so older checkpoints with extra keys (e.g. "lr") still load.
             meta = json.loads(str(f["meta"]))
             if meta.get("format") != CHECKPOINT_FORMAT:
                 raise ValueError(f"unsupported checkpoint format {meta.get('format')!r}")
             arrays = {k: f[k] for k in f.files if k != "meta"}
-        t = cls(TrainConfig.from_dict(meta["config"]), x_train, y_train, x_val, y_val, n_classes=meta["n_classes"])
+        config = TrainConfig.from_dict(meta["config"])
+        if threads is not _FROM_CHECKPOINT:
+            config = replace(config, threads=threads)  # validated like any config
+        t = cls(config, x_train, y_train, x_val, y_val, n_classes=meta["n_classes"])
         if len(t.x_train) != meta["n_train"] or _fingerprint(t.x_train, t.y_train) != meta["data_fingerprint"]:
             raise ValueError("checkpoint was written for a different training set")
         for i, p in enumerate(t.model.params):  # in place: the trainer's buffers point at these
