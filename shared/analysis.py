@@ -1,17 +1,18 @@
 """Pure numpy analysis used by the Keras jobs (Problems 2-4) and their reports.
 
-Nothing here imports TensorFlow or matplotlib, so these functions are cheap to import and test.
+Numbers only: the sentences written from them live in shared/reports.py. Nothing here imports
+TensorFlow or matplotlib, so these functions are cheap to import and test.
 
 Confusion (Problem 2)
-    confusion_counts, confusion_rates, most_confused_for, most_confused_pair, format_confusion_table
+    confusion_counts, confusion_rates, most_confused_for, most_confused_pair
 Weights (Problem 3)
-    weight_stats, excess_kurtosis, shared_bins, describe_weight_differences
+    weight_stats, excess_kurtosis, shared_bins
 Human/machine sequences (Problem 4)
     stratified_split, weight_insight
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -95,24 +96,6 @@ def most_confused_pair(C: np.ndarray, tol: float = 1e-12) -> dict[str, Any]:
             "ties": pairs}
 
 
-def format_confusion_table(C: np.ndarray, class_names: Sequence[str], digits: int = 3) -> str:
-    """Aligned plain-text table of a confusion-rate matrix: rows = true class, columns = decision."""
-    C = np.asarray(C, dtype=np.float64)
-    names = [str(n) for n in class_names]
-    if C.shape != (len(names), len(names)):
-        raise ValueError(f"matrix shape {C.shape} does not match {len(names)} class names")
-    corner = "true \\ predicted"
-    label_w = max(len(corner), *(len(n) for n in names))
-    cell_w = max(digits + 2, *(len(n) for n in names))
-    header = corner.ljust(label_w) + " | " + " ".join(n.rjust(cell_w) for n in names)
-    rule = "-" * label_w + "-+-" + "-" * (len(header) - label_w - 3)
-    lines = [header, rule]
-    for name, row in zip(names, C):
-        cells = " ".join(f"{v:.{digits}f}".rjust(cell_w) for v in row)
-        lines.append(name.ljust(label_w) + " | " + cells)
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------------------------
 # Weight statistics
 # --------------------------------------------------------------------------------------------
@@ -159,79 +142,6 @@ def shared_bins(arrays: Sequence[np.ndarray], n_bins: int = 60) -> np.ndarray:
     return np.linspace(-m, m, n_bins + 1)
 
 
-def _ratio_phrase(x: float, y: float, bigger: str, smaller: str, same: str) -> str:
-    """'2.3× narrower than' style phrase comparing x (subject) with y (reference)."""
-    if x == y or (y != 0 and abs(x / y - 1.0) < 0.05):
-        return same
-    if y == 0 or x == 0:
-        return f"{bigger} than" if x > y else f"{smaller} than"
-    r = x / y
-    return f"{r:.1f}× {bigger} than" if r > 1 else f"{1 / r:.1f}× {smaller} than"
-
-
-def describe_weight_differences(stats: Mapping[str, Mapping[str, Mapping[str, float]]],
-                                subject: str | None = None, reference: str | None = None,
-                                labels: Mapping[str, str] | None = None) -> list[str]:
-    """Sentences comparing two models' weights, junction by junction, derived from ``stats``.
-
-    ``stats[model][junction]`` is a :func:`weight_stats` dict. ``subject`` is described relative to
-    ``reference`` (defaults: the second and first model in ``stats``). ``labels`` maps model names
-    to display names. Returns one sentence per junction present in both models, then one overall
-    sentence.
-    """
-    models = list(stats)
-    if len(models) < 2 and (subject is None or reference is None):
-        raise ValueError("need two models to compare")
-    reference = reference or models[0]
-    subject = subject or next(m for m in models if m != reference)
-    labels = dict(labels or {})
-    s_name = labels.get(subject, subject)
-    r_name = labels.get(reference, reference)
-    junctions = [j for j in stats[reference] if j in stats[subject]]
-    sentences: list[str] = []
-    narrower_votes = 0
-    for junction in junctions:
-        s, r = stats[subject][junction], stats[reference][junction]
-        width = _ratio_phrase(s["std"], r["std"], "wider", "narrower", "about as wide as")
-        if s["std"] < r["std"]:
-            narrower_votes += 1
-        parts = [f"{junction}: the {s_name} weights are {width} the {r_name} ones "
-                 f"(std {s['std']:.3g} vs {r['std']:.3g}; mean |w| {s['mean_abs']:.3g} vs "
-                 f"{r['mean_abs']:.3g})"]
-        df = s["frac_small"] - r["frac_small"]
-        if abs(df) >= 0.005:
-            more = "more" if df > 0 else "fewer"
-            parts.append(f"{100 * s['frac_small']:.1f}% of them are near zero (|w| < {SMALL_WEIGHT})"
-                         f" against {100 * r['frac_small']:.1f}%, i.e. {abs(100 * df):.1f} points {more}")
-        else:
-            parts.append(f"the share of near-zero weights is similar ({100 * s['frac_small']:.1f}% vs "
-                         f"{100 * r['frac_small']:.1f}%)")
-        big = _ratio_phrase(s["max_abs"], r["max_abs"], "larger", "smaller", "about the same as")
-        parts.append(f"the largest |w| is {big} the {r_name}'s ({s['max_abs']:.3g} vs {r['max_abs']:.3g})")
-        ks, kr = s["excess_kurtosis"], r["excess_kurtosis"]
-        if abs(ks - kr) < 0.25:
-            parts.append(f"the tails are alike (excess kurtosis {ks:.2f} vs {kr:.2f})")
-        elif ks > kr:
-            parts.append(f"the distribution is more peaked with heavier tails (excess kurtosis "
-                         f"{ks:.2f} vs {kr:.2f})")
-        else:
-            parts.append(f"the distribution is flatter with lighter tails (excess kurtosis "
-                         f"{ks:.2f} vs {kr:.2f})")
-        sentences.append("; ".join(parts) + ".")
-    if junctions:
-        if narrower_votes == len(junctions):
-            sentences.append(f"Overall the {s_name} weights are concentrated closer to zero at every "
-                             f"junction, as weight decay is expected to do.")
-        elif narrower_votes == 0:
-            sentences.append(f"Overall the {s_name} weights are not narrower than the {r_name} "
-                             f"ones at any junction: the penalty did not shrink them on balance.")
-        else:
-            shrunk = [j for j in junctions if stats[subject][j]["std"] < stats[reference][j]["std"]]
-            sentences.append(f"Overall the {s_name} weights are narrower only at "
-                             f"{', '.join(shrunk)}.")
-    return sentences
-
-
 # --------------------------------------------------------------------------------------------
 # Human/machine sequences
 # --------------------------------------------------------------------------------------------
@@ -260,6 +170,9 @@ def stratified_split(y: Sequence[int] | np.ndarray, val_fraction: float = 0.2,
     return np.flatnonzero(mask), val
 
 
+INSIGHT_KINDS = ("alternating", "smooth", "balance", "mixed")
+
+
 def _runs(signs: np.ndarray) -> list[tuple[int, int, int]]:
     """(start, length, sign) of maximal runs of equal nonzero sign."""
     out = []
@@ -280,21 +193,17 @@ def _adjacent_contrast(w: np.ndarray) -> np.ndarray:
     return np.divide(-prod.sum(axis=-1), denom, out=np.zeros_like(denom), where=denom > 0)
 
 
-def _plural(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
 def weight_insight(W: np.ndarray, w_out: np.ndarray | None = None, *, alpha: float = 0.05,
                    n_permutations: int = 2000, balance_threshold: float = 0.6, top: int = 3,
                    seed: int = 0) -> dict[str, Any]:
-    """What the input→hidden weight matrix of the human/machine network attends to.
+    """What the input→hidden weight matrix of the human/machine network attends to, as numbers.
 
     ``W`` has shape (n_inputs, n_hidden) (Keras kernel layout: column k = hidden unit k).
     Optional ``w_out`` (n_hidden,) or (n_hidden, 1) weighs each unit's importance by its outgoing
-    weight (importance = ||W[:, k]|| · |w_out[k]|; without it, the norm alone).
+    weight (importance = ||W[:, k]|| · |w_out[k]|; without it, the norm alone). Units and positions
+    are 0-based here; :func:`shared.reports.weight_insight_sentences` words the result.
 
-    Per hidden unit k (weight vector w = W[:, k]; "unit" is the 0-based index, sentences count
-    units and positions from 1):
+    Per hidden unit k (weight vector w = W[:, k]), in ``units``:
       * ``alternation``: cosine similarity of w with the alternating pattern (+1, -1, +1, ...);
         ±1 for a unit that responds exactly to alternating bits, ~0 otherwise.
       * ``flip_fraction``: fraction of adjacent input pairs whose weights have opposite signs.
@@ -307,10 +216,15 @@ def weight_insight(W: np.ndarray, w_out: np.ndarray | None = None, *, alpha: flo
       * ``sign_balance``: |sum w| / sum |w|; near 1 when all weights share one sign (the unit
         counts +1s against -1s, whatever their order).
       * ``longest_same_sign_run``: length of the longest stretch of same-signed weights.
+      * ``norm``, ``importance``.
       * ``kind``: "alternating" if p_alternating < alpha, "smooth" if p_smooth < alpha, else
         "balance" if sign_balance >= balance_threshold, else "mixed".
-    Per input position: mean |w| over units (``position_weight``) and the ``top`` positions.
-    ``sentences``: a summary generated from these numbers, ending with a feature-design suggestion.
+    Over all units: ``counts`` and ``importance_share`` per kind, ``expected_by_chance`` (units a
+    test at ``alpha`` flags each way by chance), ``mean_flip_fraction``, ``most_alternating_unit``
+    (largest |alternation|), ``most_important_units`` (the ``top`` by importance).
+    Per input position: mean |w| over units (``position_weight``), the ``top`` positions
+    (``top_positions``), the first one's ``top_position_ratio`` to the mean and ``ends_ratio``, the
+    mean |w| of the first and last three positions over the mean (> 1: the ends weigh more).
     """
     W = np.asarray(W, dtype=np.float64)
     if W.ndim != 2 or W.shape[0] < 3:
@@ -356,77 +270,24 @@ def weight_insight(W: np.ndarray, w_out: np.ndarray | None = None, *, alpha: flo
             "kind": kind,
         })
 
-    kinds = ("alternating", "smooth", "balance", "mixed")
-    counts = {kd: sum(u["kind"] == kd for u in units) for kd in kinds}
+    counts = {kd: sum(u["kind"] == kd for u in units) for kd in INSIGHT_KINDS}
     total_imp = float(importance.sum()) or 1.0
-    share = {kd: float(sum(u["importance"] for u in units if u["kind"] == kd)) / total_imp for kd in kinds}
+    share = {kd: float(sum(u["importance"] for u in units if u["kind"] == kd)) / total_imp
+             for kd in INSIGHT_KINDS}
     pos_weight = np.abs(W).mean(axis=1)
     top_positions = [int(i) for i in np.argsort(-pos_weight, kind="stable")[:top]]
-    mean_flip = float(np.mean([u["flip_fraction"] for u in units]))
-    strongest = max(units, key=lambda u: abs(u["alternation"]))
-    by_importance = sorted(units, key=lambda u: -u["importance"])[: min(top, n_hidden)]
-    expected = n_hidden * alpha
-
-    sentences = [
-        f"Of {n_hidden} hidden units, {_plural(counts['alternating'], 'unit gives', 'units give')} "
-        f"neighbouring inputs opposite signs more often than a random ordering of its own weights "
-        f"would (alternating: switch detectors), {_plural(counts['smooth'], 'unit gives', 'units give')} "
-        f"neighbours the same sign more often (smooth: run detectors), "
-        f"{counts['balance']} mostly weigh every input with one sign (balance: counting +1s) and "
-        f"{counts['mixed']} show no clear pattern; by chance about {expected:.1f} would be flagged "
-        f"each way (permutation test at {alpha:g}).",
-        f"By importance (weight norm × |outgoing weight|) alternating units carry "
-        f"{100 * share['alternating']:.0f}%, smooth ones {100 * share['smooth']:.0f}%, balance ones "
-        f"{100 * share['balance']:.0f}% and the rest {100 * share['mixed']:.0f}%.",
-        f"On average {100 * mean_flip:.0f}% of adjacent weight pairs flip sign.",
-        f"Unit {strongest['unit'] + 1} is closest to the pure alternating pattern +,−,+,−,… "
-        f"(cosine {strongest['alternation']:+.2f}).",
-        f"The most important units are "
-        + ", ".join(f"{u['unit'] + 1} ({u['kind']})" for u in by_importance) + ".",
-    ]
     mean_pos = float(pos_weight.mean()) or 1.0
-    ratio = pos_weight[top_positions[0]] / mean_pos
-    ends = (pos_weight[:3].mean() + pos_weight[-3:].mean()) / 2 / mean_pos
-    where = ("the ends of the sequence weigh more than the middle" if ends > 1.1 else
-             "the middle of the sequence weighs more than its ends" if ends < 0.9 else
-             "the weight is spread fairly evenly over the positions")
-    sentences.append(
-        f"Input positions {', '.join(str(p + 1) for p in top_positions)} carry the largest mean |w| "
-        f"({ratio:.2f}× the average); {where}.")
-    leading = max(("alternating", "smooth", "balance"), key=lambda kd: share[kd])
-    detects = {
-        "alternating": ("compares each bit with its neighbour, i.e. counts switches",
-                        "the number of sign switches, the longest run and the counts of runs of each length"),
-        "smooth": ("integrates stretches of same-signed neighbours, i.e. looks at runs",
-                   "the longest run, the number of runs and the +1/−1 balance over short windows"),
-        "balance": ("counts +1s against −1s regardless of their order",
-                    "the overall and windowed +1/−1 balance (and, for the order it ignores, the number "
-                    "of switches and the longest run)"),
-    }
-    if share[leading] == 0.0:
-        sentences.append(
-            "No unit shows a clear neighbour pattern, so the network has found no simple local "
-            "structure; hand-made features (number of switches, longest run, +1/−1 balance) are "
-            "worth testing directly.")
-    else:
-        what, features = detects[leading]
-        if share[leading] >= share["mixed"]:
-            lead_in = f"The network mostly {what}"
-        else:
-            lead_in = (f"Most of the network's weight sits in units without a clear neighbour pattern; "
-                       f"the clearest structure ({_plural(counts[leading], 'unit', 'units')}, "
-                       f"{100 * share[leading]:.0f}% of the importance) {what}, so it captures this only "
-                       f"weakly")
-        sentences.append(f"{lead_in}: explicit features such as {features} would hand a linear model "
-                         f"the same evidence directly.")
     return {
         "units": units,
         "position_weight": [float(v) for v in pos_weight],
         "top_positions": top_positions,
+        "top_position_ratio": float(pos_weight[top_positions[0]] / mean_pos),
+        "ends_ratio": float((pos_weight[:3].mean() + pos_weight[-3:].mean()) / 2 / mean_pos),
         "counts": counts,
         "importance_share": share,
-        "mean_flip_fraction": mean_flip,
-        "most_alternating_unit": strongest["unit"],
+        "expected_by_chance": n_hidden * alpha,
+        "mean_flip_fraction": float(np.mean([u["flip_fraction"] for u in units])),
+        "most_alternating_unit": max(units, key=lambda u: abs(u["alternation"]))["unit"],
+        "most_important_units": [u["unit"] for u in sorted(units, key=lambda u: -u["importance"])[:top]],
         "alpha": alpha,
-        "sentences": sentences,
     }

@@ -76,3 +76,8 @@ def fetch(store: Store, settings: Settings, job_id: str, dest: Path) -> list[Pat
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, target)
     return [target for _, target in pairs]
+
+
+def run_dir(base: Path, name: str) -> Path:
+    """The folder of one run inside a job folder: `<job folder>/runs/<run name>` (not created here)."""
+    return Path(base) / "runs" / name

@@ -1,12 +1,16 @@
-"""Markdown sections of a job's report, one function per job kind.
+"""The text of a job's report: markdown sections, one function per job kind, and the sentences in them.
 
-Each function takes the job's result dict (as returned by the experiment's final step and
+Each section function takes the job's result dict (as returned by the experiment's final step and
 stored with the job) and returns a markdown string. Image and file links are relative to the
-job's artifact folder, where the report itself is written.
+job's artifact folder, where the report itself is written. The sentences are written from the
+numbers of shared/analysis.py, each showing the number it rests on.
 
-Sections:
+Contents:
+    * Tables: markdown_table, matrix_markdown, format_confusion_table (plain text).
+    * Sentences: describe_weight_differences (Problem 3, from analysis.weight_stats),
+      weight_insight_sentences (Problem 4, from analysis.weight_insight).
     * Keras jobs: confusion_section (Problem 2), regularization_section (Problem 3),
-      human_machine_section (Problem 4); helpers markdown_table, matrix_markdown.
+      human_machine_section (Problem 4).
     * The sweep: sweep_report (Problem 1), the whole report.md from the job's status and rows.
 """
 from __future__ import annotations
@@ -15,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from shared.analysis import SMALL_WEIGHT
 
 # --------------------------------------------------------------------------------------------
 # Helpers
@@ -42,6 +48,169 @@ def matrix_markdown(W: Any, *, row_label: str = "row", col_label: str = "col", d
     header = [f"{row_label} \\ {col_label}", *(str(j + 1) for j in range(W.shape[1]))]
     rows = [[str(i + 1), *(f"{v:+.{digits}f}" for v in row)] for i, row in enumerate(W)]
     return markdown_table(header, rows)
+
+
+def format_confusion_table(C: np.ndarray, class_names: Sequence[str], digits: int = 3) -> str:
+    """Aligned plain-text table of a confusion-rate matrix: rows = true class, columns = decision."""
+    C = np.asarray(C, dtype=np.float64)
+    names = [str(n) for n in class_names]
+    if C.shape != (len(names), len(names)):
+        raise ValueError(f"matrix shape {C.shape} does not match {len(names)} class names")
+    corner = "true \\ predicted"
+    label_w = max(len(corner), *(len(n) for n in names))
+    cell_w = max(digits + 2, *(len(n) for n in names))
+    header = corner.ljust(label_w) + " | " + " ".join(n.rjust(cell_w) for n in names)
+    rule = "-" * label_w + "-+-" + "-" * (len(header) - label_w - 3)
+    lines = [header, rule]
+    for name, row in zip(names, C):
+        cells = " ".join(f"{v:.{digits}f}".rjust(cell_w) for v in row)
+        lines.append(name.ljust(label_w) + " | " + cells)
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Sentences from the analysis numbers
+# --------------------------------------------------------------------------------------------
+
+
+def _ratio_phrase(x: float, y: float, bigger: str, smaller: str, same: str) -> str:
+    """'2.3× narrower than' style phrase comparing x (subject) with y (reference)."""
+    if x == y or (y != 0 and abs(x / y - 1.0) < 0.05):
+        return same
+    if y == 0 or x == 0:
+        return f"{bigger} than" if x > y else f"{smaller} than"
+    r = x / y
+    return f"{r:.1f}× {bigger} than" if r > 1 else f"{1 / r:.1f}× {smaller} than"
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def describe_weight_differences(stats: Mapping[str, Mapping[str, Mapping[str, float]]],
+                                subject: str | None = None, reference: str | None = None,
+                                labels: Mapping[str, str] | None = None) -> list[str]:
+    """Sentences comparing two models' weights, junction by junction, derived from ``stats``.
+
+    ``stats[model][junction]`` is a :func:`shared.analysis.weight_stats` dict. ``subject`` is
+    described relative to ``reference`` (defaults: the second and first model in ``stats``).
+    ``labels`` maps model names to display names. Returns one sentence per junction present in both
+    models, then one overall sentence.
+    """
+    models = list(stats)
+    if len(models) < 2 and (subject is None or reference is None):
+        raise ValueError("need two models to compare")
+    reference = reference or models[0]
+    subject = subject or next(m for m in models if m != reference)
+    labels = dict(labels or {})
+    s_name = labels.get(subject, subject)
+    r_name = labels.get(reference, reference)
+    junctions = [j for j in stats[reference] if j in stats[subject]]
+    sentences: list[str] = []
+    narrower_votes = 0
+    for junction in junctions:
+        s, r = stats[subject][junction], stats[reference][junction]
+        width = _ratio_phrase(s["std"], r["std"], "wider", "narrower", "about as wide as")
+        if s["std"] < r["std"]:
+            narrower_votes += 1
+        parts = [f"{junction}: the {s_name} weights are {width} the {r_name} ones "
+                 f"(std {s['std']:.3g} vs {r['std']:.3g}; mean |w| {s['mean_abs']:.3g} vs "
+                 f"{r['mean_abs']:.3g})"]
+        df = s["frac_small"] - r["frac_small"]
+        if abs(df) >= 0.005:
+            more = "more" if df > 0 else "fewer"
+            parts.append(f"{100 * s['frac_small']:.1f}% of them are near zero (|w| < {SMALL_WEIGHT})"
+                         f" against {100 * r['frac_small']:.1f}%, i.e. {abs(100 * df):.1f} points {more}")
+        else:
+            parts.append(f"the share of near-zero weights is similar ({100 * s['frac_small']:.1f}% vs "
+                         f"{100 * r['frac_small']:.1f}%)")
+        big = _ratio_phrase(s["max_abs"], r["max_abs"], "larger", "smaller", "about the same as")
+        parts.append(f"the largest |w| is {big} the {r_name}'s ({s['max_abs']:.3g} vs {r['max_abs']:.3g})")
+        ks, kr = s["excess_kurtosis"], r["excess_kurtosis"]
+        if abs(ks - kr) < 0.25:
+            parts.append(f"the tails are alike (excess kurtosis {ks:.2f} vs {kr:.2f})")
+        elif ks > kr:
+            parts.append(f"the distribution is more peaked with heavier tails (excess kurtosis "
+                         f"{ks:.2f} vs {kr:.2f})")
+        else:
+            parts.append(f"the distribution is flatter with lighter tails (excess kurtosis "
+                         f"{ks:.2f} vs {kr:.2f})")
+        sentences.append("; ".join(parts) + ".")
+    if junctions:
+        if narrower_votes == len(junctions):
+            sentences.append(f"Overall the {s_name} weights are concentrated closer to zero at every "
+                             f"junction, as weight decay is expected to do.")
+        elif narrower_votes == 0:
+            sentences.append(f"Overall the {s_name} weights are not narrower than the {r_name} "
+                             f"ones at any junction: the penalty did not shrink them on balance.")
+        else:
+            shrunk = [j for j in junctions if stats[subject][j]["std"] < stats[reference][j]["std"]]
+            sentences.append(f"Overall the {s_name} weights are narrower only at "
+                             f"{', '.join(shrunk)}.")
+    return sentences
+
+
+# What a unit of each kind detects, and the hand-made features that would give a linear model the same evidence.
+_DETECTS = {
+    "alternating": ("compares each bit with its neighbour, i.e. counts switches",
+                    "the number of sign switches, the longest run and the counts of runs of each length"),
+    "smooth": ("integrates stretches of same-signed neighbours, i.e. looks at runs",
+               "the longest run, the number of runs and the +1/−1 balance over short windows"),
+    "balance": ("counts +1s against −1s regardless of their order",
+                "the overall and windowed +1/−1 balance (and, for the order it ignores, the number "
+                "of switches and the longest run)"),
+}
+
+
+def weight_insight_sentences(insight: Mapping[str, Any]) -> list[str]:
+    """A summary of :func:`shared.analysis.weight_insight`'s numbers, ending with a feature-design
+    suggestion. Units and input positions are counted from 1 here (from 0 in ``insight``)."""
+    units = insight["units"]
+    counts, share = insight["counts"], insight["importance_share"]
+    alpha = insight["alpha"]
+    strongest = units[insight["most_alternating_unit"]]
+    sentences = [
+        f"Of {len(units)} hidden units, {_plural(counts['alternating'], 'unit gives', 'units give')} "
+        f"neighbouring inputs opposite signs more often than a random ordering of its own weights "
+        f"would (alternating: switch detectors), {_plural(counts['smooth'], 'unit gives', 'units give')} "
+        f"neighbours the same sign more often (smooth: run detectors), "
+        f"{counts['balance']} mostly weigh every input with one sign (balance: counting +1s) and "
+        f"{counts['mixed']} show no clear pattern; by chance about {insight['expected_by_chance']:.1f} "
+        f"would be flagged each way (permutation test at {alpha:g}).",
+        f"By importance (weight norm × |outgoing weight|) alternating units carry "
+        f"{100 * share['alternating']:.0f}%, smooth ones {100 * share['smooth']:.0f}%, balance ones "
+        f"{100 * share['balance']:.0f}% and the rest {100 * share['mixed']:.0f}%.",
+        f"On average {100 * insight['mean_flip_fraction']:.0f}% of adjacent weight pairs flip sign.",
+        f"Unit {strongest['unit'] + 1} is closest to the pure alternating pattern +,−,+,−,… "
+        f"(cosine {strongest['alternation']:+.2f}).",
+        f"The most important units are "
+        + ", ".join(f"{k + 1} ({units[k]['kind']})" for k in insight["most_important_units"]) + ".",
+    ]
+    ends = insight["ends_ratio"]
+    where = ("the ends of the sequence weigh more than the middle" if ends > 1.1 else
+             "the middle of the sequence weighs more than its ends" if ends < 0.9 else
+             "the weight is spread fairly evenly over the positions")
+    sentences.append(
+        f"Input positions {', '.join(str(p + 1) for p in insight['top_positions'])} carry the largest "
+        f"mean |w| ({insight['top_position_ratio']:.2f}× the average); {where}.")
+    leading = max(("alternating", "smooth", "balance"), key=lambda kd: share[kd])
+    if share[leading] == 0.0:
+        sentences.append(
+            "No unit shows a clear neighbour pattern, so the network has found no simple local "
+            "structure; hand-made features (number of switches, longest run, +1/−1 balance) are "
+            "worth testing directly.")
+    else:
+        what, features = _DETECTS[leading]
+        if share[leading] >= share["mixed"]:
+            lead_in = f"The network mostly {what}"
+        else:
+            lead_in = (f"Most of the network's weight sits in units without a clear neighbour pattern; "
+                       f"the clearest structure ({_plural(counts[leading], 'unit', 'units')}, "
+                       f"{100 * share[leading]:.0f}% of the importance) {what}, so it captures this only "
+                       f"weakly")
+        sentences.append(f"{lead_in}: explicit features such as {features} would hand a linear model "
+                         f"the same evidence directly.")
+    return sentences
 
 
 def _pct(v: Any, digits: int = 2) -> str:

@@ -1,10 +1,18 @@
-"""Pure analysis functions (shared/analysis.py), report sections and plots on hand-built inputs."""
+"""Pure analysis numbers (shared/analysis.py), the sentences and tables written from them
+(shared/reports.py), JSON conversion and plots, on hand-built inputs."""
 from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from shared import analysis, plots, reports
+from shared.serialize import to_jsonable
+
+pytestmark = pytest.mark.unit
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -77,7 +85,7 @@ def test_most_confused_pair_symmetric_sum_and_ties():
 def test_format_confusion_table_is_aligned_with_names():
     names = ("T-shirt/top", "Trouser", "Bag")
     C = np.array([[0.9, 0.05, 0.05], [0.0, 1.0, 0.0], [0.125, 0.0, 0.875]])
-    text = analysis.format_confusion_table(C, names)
+    text = reports.format_confusion_table(C, names)
     lines = text.splitlines()
     assert len(lines) == 2 + len(names)
     assert len({len(line) for line in lines}) == 1  # every line equally wide
@@ -128,7 +136,7 @@ def _stats(std_a: float, std_b: float, small_a: float = 0.05, small_b: float = 0
 
 
 def test_describe_weight_differences_is_derived_from_the_numbers():
-    narrow = analysis.describe_weight_differences(_stats(0.072, 0.031))
+    narrow = reports.describe_weight_differences(_stats(0.072, 0.031))
     assert len(narrow) == 3  # one per junction + overall
     assert "2.3× narrower" in narrow[0]
     assert "0.031" in narrow[0] and "0.072" in narrow[0]
@@ -136,20 +144,20 @@ def test_describe_weight_differences_is_derived_from_the_numbers():
     assert "heavier tails" in narrow[0]
     assert "closer to zero at every junction" in narrow[-1]
 
-    wide = analysis.describe_weight_differences(_stats(0.031, 0.093, small_a=0.3, small_b=0.05,
+    wide = reports.describe_weight_differences(_stats(0.031, 0.093, small_a=0.3, small_b=0.05,
                                                        kurt_a=3.0, kurt_b=0.2))
     assert "3.0× wider" in wide[0] and "fewer" in wide[0] and "lighter tails" in wide[0]
     assert "not narrower" in wide[-1]
     assert wide != narrow
 
-    same = analysis.describe_weight_differences(_stats(0.05, 0.051, small_a=0.1, small_b=0.1,
+    same = reports.describe_weight_differences(_stats(0.05, 0.051, small_a=0.1, small_b=0.1,
                                                        kurt_a=1.0, kurt_b=1.1))
     assert "about as wide as" in same[0] and "similar" in same[0] and "alike" in same[0]
 
 
 def test_describe_uses_labels_and_explicit_roles():
     s = _stats(0.072, 0.031)
-    text = analysis.describe_weight_differences(s, subject="plain", reference="l2_dropout",
+    text = reports.describe_weight_differences(s, subject="plain", reference="l2_dropout",
                                                 labels={"plain": "P", "l2_dropout": "R"})
     assert text[0].startswith("input→hidden: the P weights are 2.3× wider than the R ones")
 
@@ -188,12 +196,15 @@ def test_weight_insight_detects_planted_alternating_unit():
     assert sum(ins["counts"].values()) == 20
     # random noise units are only rarely flagged
     assert ins["counts"]["alternating"] + ins["counts"]["smooth"] <= 6
-    text = " ".join(ins["sentences"])
+    sentences = reports.weight_insight_sentences(ins)
+    text = " ".join(sentences)
     assert "Unit 8 is closest" in text and "8 (alternating)" in text  # 1-based in the text
     assert ins["importance_share"]["alternating"] > 0.5
-    assert "switches" in ins["sentences"][-1]
+    assert "switches" in sentences[-1]
     assert len(ins["position_weight"]) == 20 and len(ins["top_positions"]) == 3
     assert ins == analysis.weight_insight(W, w_out=w_out)  # deterministic
+    assert "sentences" not in ins  # numbers only; the words come from reports
+    assert reports.weight_insight_sentences(json.loads(json.dumps(ins))) == sentences  # as stored
 
 
 def test_weight_insight_balance_units_and_positions():
@@ -203,8 +214,11 @@ def test_weight_insight_balance_units_and_positions():
     ins = analysis.weight_insight(W)
     assert ins["counts"]["balance"] == 20
     assert ins["top_positions"][0] == 0
-    assert "+1s against −1s" in ins["sentences"][-1]
-    assert "Input positions 1," in " ".join(ins["sentences"])
+    sentences = reports.weight_insight_sentences(ins)
+    assert "+1s against −1s" in sentences[-1]
+    assert "Input positions 1," in " ".join(sentences)
+    assert ins["top_position_ratio"] > 2  # the sentence shows this ratio
+    assert "{:.2f}× the average".format(ins["top_position_ratio"]) in " ".join(sentences)
 
 
 def test_weight_insight_changes_with_the_matrix():
@@ -212,10 +226,22 @@ def test_weight_insight_changes_with_the_matrix():
     runs = np.where((np.arange(20) // 5) % 2 == 0, 1.0, -1.0)[:, None] * rng.uniform(0.5, 1, (1, 20))
     ins = analysis.weight_insight(runs + rng.normal(0, 0.05, (20, 20)))
     assert ins["counts"]["smooth"] >= 18
-    assert "runs" in ins["sentences"][-1]
+    assert "runs" in reports.weight_insight_sentences(ins)[-1]
 
 
-# ------------------------------------------------------------------------------- reports/plots
+# ------------------------------------------------------------------------------- JSON, reports, plots
+
+
+def test_to_jsonable_gives_plain_json_values():
+    obj = {"a": np.float32(0.5), 3: (np.int64(2), Path("runs/x")), "arr": np.arange(3).reshape(1, 3),
+           "bad": [float("nan"), np.float64("inf"), np.float32("nan")], "ok": np.bool_(True), "none": None}
+    out = to_jsonable(obj)
+    assert out == {"a": 0.5, "3": [2, "runs/x"], "arr": [[0, 1, 2]], "bad": [None, None, None],
+                   "ok": True, "none": None}
+    assert type(out["a"]) is float and type(out["3"][0]) is int and type(out["ok"]) is bool
+    assert json.loads(json.dumps(out, allow_nan=False)) == out
+    assert to_jsonable(-math.inf) is None and to_jsonable("text") == "text"
+
 
 
 def test_matrix_markdown_shape():

@@ -1,12 +1,16 @@
-"""Short real Keras runs of Problems 2-4 through their run_*/summarize_* functions.
+"""Problems 2-4 through their run_*/summarize_* functions.
 
-Small subsets and a few epochs keep the whole file to about a minute on two cores; the
-full-size figures come from real jobs.
+Integration tests: short real Keras runs (small subsets, a few epochs: about half a minute on two
+cores; the full-size figures come from real jobs). Unit tests: imports, parameters, and the
+summaries on hand-made weights with results and epoch rows given as the store holds them.
+The summaries get each run's result and epoch rows as arguments, never from files (the database
+is the source of truth); weights and models are the only files they read back.
 """
 from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared import reports
+from shared import analysis, reports
+from shared.artifacts import run_dir
 from shared.datasets import FASHION_CLASSES, load_fashion_mnist, synthetic_human_machine
 from worker.experiments import confusion, human_machine, keras_common, regularization
 
@@ -40,12 +45,25 @@ def _stop_after(n: int):
     return should_stop
 
 
+def _stored(res) -> dict:
+    """A run's result as the store hands it back: through JSON."""
+    return json.loads(json.dumps(res.result))
+
+
+def _json_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.json") if p.name in ("metrics.json", "history.json"))
+
+
 def _links_exist(markdown: str, root: Path) -> list[str]:
     import re
 
     links = re.findall(r"\]\(([^)]+)\)", markdown)
     assert links
     return [link for link in links if not (root / link).is_file()]
+
+
+unit = pytest.mark.unit
+integration = pytest.mark.integration  # trains a real Keras model (through a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +75,7 @@ def fashion_small(real_datasets):
 # ------------------------------------------------------------------------------- imports
 
 
+@unit
 def test_experiment_modules_do_not_import_tensorflow():
     code = ("import sys, worker.experiments.confusion, worker.experiments.regularization, "
             "worker.experiments.human_machine, shared.reports, shared.plots; "
@@ -66,6 +85,7 @@ def test_experiment_modules_do_not_import_tensorflow():
     assert out.stdout.strip() == "[]"
 
 
+@unit
 def test_params_and_run_names():
     with pytest.raises(ValueError, match="unknown parameter"):
         keras_common.merge_params(confusion.DEFAULT_PARAMS, {"epoch": 3})
@@ -89,6 +109,7 @@ def confusion_run(fashion_small, tmp_path_factory):
     return out, res, epochs
 
 
+@integration
 def test_confusion_run_reports_every_epoch(confusion_run):
     _, res, epochs = confusion_run
     assert [e["epoch"] for e in epochs] == [1, 2]
@@ -98,6 +119,7 @@ def test_confusion_run_reports_every_epoch(confusion_run):
     assert res.result["epochs_run"] == 2 and not res.result["stopped_early"]
 
 
+@integration
 def test_confusion_artifacts_and_result(confusion_run):
     out, res, _ = confusion_run
     r = res.result
@@ -124,6 +146,7 @@ def test_confusion_artifacts_and_result(confusion_run):
     assert _links_exist(md, out) == []
 
 
+@integration
 def test_confusion_should_stop_stops_early(fashion_small, tmp_path):
     seen = []
     res = confusion.run_confusion(*fashion_small, {"epochs": 10}, tmp_path, on_epoch=seen.append,
@@ -146,10 +169,12 @@ def regularization_job(fashion_small, tmp_path_factory):
                                                         on_epoch=seen["l2_dropout"].append,
                                                         should_stop=_stop_after(2), threads=1),
     }
-    summary = regularization.summarize_regularization(out)
+    summary = regularization.summarize_regularization(out, {n: _stored(runs[n]) for n in regularization.RUN_NAMES},
+                                                      seen)
     return out, runs, seen, summary
 
 
+@integration
 def test_regularization_runs(regularization_job):
     out, runs, seen, _ = regularization_job
     assert len(seen["plain"]) == 2 and len(seen["l2_dropout"]) == 2
@@ -165,6 +190,7 @@ def test_regularization_runs(regularization_job):
         assert 0.5 < res.result["test_accuracy"] <= 1.0
 
 
+@integration
 def test_regularization_summary(regularization_job):
     out, runs, _, summary = regularization_job
     r = summary.result
@@ -181,6 +207,7 @@ def test_regularization_summary(regularization_job):
     rows = list(csv.reader((out / "weight_stats.csv").open()))
     assert len(rows) == 5 and rows[0][:3] == ["junction", "model", "n"]
     assert len(r["description"]) == 3 and "std" in r["description"][0]
+    assert r["models"] == {n: _stored(runs[n]) for n in ("plain", "l2_dropout")}
     md = reports.regularization_section(r)
     assert "input→hidden" in md and "excess kurtosis" in md
     assert _links_exist(md, out) == []
@@ -203,10 +230,11 @@ def human_machine_job(tmp_path_factory):
         stop = _stop_after(2) if name == "momentum-dropout" else None
         runs[name] = human_machine.run_human_machine(name, x, y, HM_PARAMS, out, on_epoch=seen[name].append,
                                                      should_stop=stop, threads=1)
-    summary = human_machine.summarize_human_machine(out, list(HM_RUNS) + ["sgd-none"], HM_PARAMS)
+    summary = human_machine.summarize_human_machine(out, {n: _stored(runs[n]) for n in HM_RUNS}, seen, HM_PARAMS)
     return out, x, y, runs, seen, summary
 
 
+@integration
 def test_human_machine_runs(human_machine_job):
     out, _, _, runs, seen, _ = human_machine_job
     assert [len(seen[n]) for n in HM_RUNS] == [4, 4, 2]
@@ -222,6 +250,7 @@ def test_human_machine_runs(human_machine_job):
         assert r["n_val"] == 240 and r["n_train"] == 960
 
 
+@integration
 def test_human_machine_summary(human_machine_job):
     out, _, _, runs, _, summary = human_machine_job
     r = summary.result
@@ -230,13 +259,16 @@ def test_human_machine_summary(human_machine_job):
     assert r["best_run"] == best and r["val_accuracy"] == runs[best].result["val_accuracy"]
     assert r["model_path"] == "model.hdf5"
     assert (out / "model.hdf5").read_bytes() == (out / "runs" / best / "model.hdf5").read_bytes()
-    assert r["missing_runs"] == ["sgd-none"]
+    assert r["missing_runs"] == [n for n in human_machine.run_names(HM_PARAMS) if n not in HM_RUNS]
+    assert r["runs"] == {n: _stored(runs[n]) for n in HM_RUNS}
     assert r["val_accuracy"] > 0.5  # better than chance after a few epochs on the synthetic rows
     W = np.array(r["weight_matrix"])
     assert W.shape == (20, 20)
     with np.load(out / "runs" / best / "weights.npz") as npz:
         np.testing.assert_allclose(W, npz["kernel_1"], rtol=1e-6)
     assert len(r["insight"]["units"]) == 20 and r["insight"]["sentences"]
+    numbers = {k: v for k, v in r["insight"].items() if k != "sentences"}
+    assert r["insight"]["sentences"] == reports.weight_insight_sentences(numbers)
     for f in ("weights_input_hidden.png", "runs_comparison.png"):
         assert _is_png(out / f)
     assert len((out / "weights_input_hidden.md").read_text().splitlines()) >= 22
@@ -246,6 +278,7 @@ def test_human_machine_summary(human_machine_job):
     assert _links_exist(md, out) == []
 
 
+@integration
 def test_saved_model_loads_in_a_fresh_process(human_machine_job, tmp_path):
     out, x, y, _, _, summary = human_machine_job
     (_, _), (x_val, y_val) = human_machine.split_data(x, y, HM_PARAMS)
@@ -267,3 +300,101 @@ def test_saved_model_loads_in_a_fresh_process(human_machine_job, tmp_path):
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert loaded["acc"] == summary.result["val_accuracy"]
     assert loaded["layers"][0] == "Dense" and loaded["layers"][-1] == "Dense"
+
+
+# ------------------------------------------------------------------------------- summaries from stored data
+
+
+@integration
+def test_summaries_need_no_json_files_on_disk(regularization_job, human_machine_job, tmp_path):
+    """With every metrics.json/history.json deleted, the summaries give the same results."""
+    src, runs, seen, summary = regularization_job
+    out = shutil.copytree(src, tmp_path / "regularization")
+    for path in _json_files(out / "runs"):
+        path.unlink()
+    assert not _json_files(out) and (out / "runs" / "plain" / "weights.npz").is_file()
+    again = regularization.summarize_regularization(out, {n: _stored(runs[n]) for n in regularization.RUN_NAMES},
+                                                    seen)
+    assert again.result == summary.result
+
+    src, _, _, runs, seen, summary = human_machine_job
+    out = shutil.copytree(src, tmp_path / "human_machine")
+    for path in _json_files(out / "runs"):
+        path.unlink()
+    assert not _json_files(out)
+    again = human_machine.summarize_human_machine(out, {n: _stored(runs[n]) for n in HM_RUNS}, seen, HM_PARAMS)
+    assert again.result == summary.result
+
+
+def _rows(n_epochs: int, acc: float) -> list[dict]:
+    return [{"epoch": e, "lr": 1e-3, "train_loss": 1 / e, "train_accuracy": acc + e / 100, "val_loss": 1.1 / e,
+             "val_accuracy": acc + e / 200, "seconds": 0.1} for e in range(1, n_epochs + 1)]
+
+
+def _save_weights(folder: Path, shapes: tuple[tuple[int, int], tuple[int, int]], std: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    (a, b), (c, d) = shapes
+    np.savez(folder / "weights.npz", kernel_1=rng.normal(0, std, (a, b)), bias_1=np.zeros(b),
+             kernel_2=rng.normal(0, std, (c, d)), bias_2=np.zeros(d))
+
+
+@unit
+def test_regularization_summary_from_stored_results(tmp_path):
+    results, histories = {}, {}
+    for name, hidden, l2, dropout, std, acc in (("plain", 16, 0.0, 0.0, 0.1, 0.80),
+                                               ("l2_dropout", 8, 1e-4, 0.2, 0.03, 0.82)):
+        _save_weights(run_dir(tmp_path, name), ((784, hidden), (hidden, 10)), std, seed=hidden)
+        histories[name] = _rows(3, acc)
+        results[name] = {"model": name, "test_accuracy": acc, "test_loss": 0.5, "hidden_units": hidden, "l2": l2,
+                         "dropout": dropout, "epochs_run": 3, "stopped_early": name == "l2_dropout",
+                         "final": {k: histories[name][-1][k] for k in ("epoch", "train_loss", "train_accuracy",
+                                                                       "val_loss", "val_accuracy")},
+                         "seconds": 1.0}
+    assert not _json_files(tmp_path)
+    r = regularization.summarize_regularization(tmp_path, results, histories).result
+    assert r["test_accuracy"] == {"plain": 0.80, "l2_dropout": 0.82} and r["stopped_early"]
+    assert r["models"] == results
+    assert r["weight_stats"]["l2_dropout"]["input_hidden"]["std"] == pytest.approx(0.03, rel=0.05)
+    labelled = {n: {r["junctions"][j]: s for j, s in r["weight_stats"][n].items()} for n in results}
+    assert r["description"] == reports.describe_weight_differences(labelled, subject="l2_dropout",
+                                                                   reference="plain", labels=r["labels"])
+    assert "narrower" in r["description"][0] and "every junction" in r["description"][-1]
+    assert _is_png(tmp_path / "learning_curves.png")  # drawn from the given epoch rows
+    assert _links_exist(reports.regularization_section(r), tmp_path) == []
+    assert not _json_files(tmp_path)
+    with pytest.raises(ValueError, match="two runs"):
+        regularization.summarize_regularization(tmp_path, {"plain": results["plain"]}, histories)
+    with pytest.raises(ValueError, match="epoch rows"):
+        regularization.summarize_regularization(tmp_path, results, {"plain": histories["plain"]})
+
+
+@unit
+def test_human_machine_summary_from_stored_results(tmp_path):
+    params = {"optimizers": ["adam", "sgd"], "regularizations": ["none", "l2"]}
+    accuracy = {"sgd-l2": 0.64, "adam-l2": 0.64, "adam-none": 0.58}  # a tie: grid order decides
+    results, histories = {}, {}
+    for i, (name, acc) in enumerate(accuracy.items()):  # not in grid order
+        folder = run_dir(tmp_path, name)
+        _save_weights(folder, ((20, 20), (20, 1)), 0.3, seed=i)
+        (folder / "model.hdf5").write_bytes(b"model of " + name.encode())
+        optimizer, reg = human_machine.parse_run_name(name)
+        histories[name] = _rows(4, acc - 0.05)
+        results[name] = {"run": name, "optimizer": optimizer, "regularization": reg, "learning_rate": 0.01,
+                         "val_accuracy": acc, "val_loss": 0.66, "train_accuracy": acc + 0.01, "best_epoch": 3,
+                         "epochs_run": 4, "stopped_early": False, "seconds": 1.0, "n_train": 960, "n_val": 240}
+    assert not _json_files(tmp_path)
+    r = human_machine.summarize_human_machine(tmp_path, results, histories, params).result
+    assert r["ranking"] == ["adam-l2", "sgd-l2", "adam-none"] and r["best_run"] == "adam-l2"
+    assert r["val_accuracy"] == 0.64 and r["goal_met"] and r["best_epoch"] == 3
+    assert r["missing_runs"] == ["sgd-none"] and r["runs"] == results
+    assert (tmp_path / "model.hdf5").read_bytes() == b"model of adam-l2"
+    with np.load(run_dir(tmp_path, "adam-l2") / "weights.npz") as npz:
+        numbers = analysis.weight_insight(npz["kernel_1"], w_out=npz["kernel_2"])
+    assert r["insight"] == json.loads(json.dumps({**numbers, "sentences": reports.weight_insight_sentences(numbers)}))
+    assert json.loads((tmp_path / "insight.json").read_text()) == r["insight"]
+    missing = _links_exist(reports.human_machine_section(r), tmp_path)
+    assert sorted(missing) == sorted(f"runs/{n}/learning_curve.png" for n in results)  # each run draws its own
+    assert not _json_files(tmp_path)
+    with pytest.raises(ValueError, match="no finished run"):
+        human_machine.summarize_human_machine(tmp_path, {}, {}, params)

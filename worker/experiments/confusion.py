@@ -36,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from shared import analysis
+from shared import analysis, reports
 from shared.datasets import FASHION_CLASSES
-from worker.experiments.keras_common import (FASHION_TRAINING, ExperimentResult, OnEpoch, ShouldStop,
-                                             last_metrics, merge_params, to_jsonable, train_fashion_mlp,
-                                             write_json)
+from shared.serialize import to_jsonable
+from worker.experiments.fashion import FASHION_TRAINING, last_metrics, train_fashion_mlp
+from worker.experiments.keras_common import ExperimentResult, OnEpoch, ShouldStop, merge_params, write_json
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def run_confusion(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, 
                                 should_stop=should_stop, threads=threads)
     conf = confusion_analysis(y_test, trained.test_predictions, class_names)
     rates = np.asarray(conf["rates"])
-    table = analysis.format_confusion_table(rates, class_names)
+    table = reports.format_confusion_table(rates, class_names)
     log.info("test accuracy %.4f; confusion rates:\n%s", trained.test_accuracy, table)
 
     artifacts = [

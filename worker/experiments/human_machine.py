@@ -10,7 +10,8 @@ the hidden layer). Runs are the grid optimizer × regularisation, named ``<optim
 (``adam-l2``, ``momentum-none``...): 4 × 3 = 12 runs by default, each a separate call of
 :func:`run_human_machine`. Each run keeps the weights of its best epoch by validation accuracy
 (ties: lower validation loss), so late over-fitting is not kept. :func:`summarize_human_machine`
-then picks the run with the best validation accuracy.
+then picks the run with the best validation accuracy from the runs' stored results (only the
+chosen run's weights and model are read from disk).
 
 Params (``DEFAULT_PARAMS``):
     epochs               150
@@ -31,18 +32,22 @@ Artifacts (relative to out_dir):
     runs/<run>/model.hdf5           best-epoch model, Keras legacy HDF5 (plain ``load_model``)
     runs/<run>/weights.npz          kernel_1 (20×20), bias_1, kernel_2 (20×1), bias_2
     runs/<run>/history.json, runs/<run>/learning_curve.png, runs/<run>/metrics.json
+    (history.json and metrics.json are for the user: the summary never reads them)
     summary:
     model.hdf5                      copy of the best run's model
     runs.csv, runs_comparison.png   every run's best validation accuracy
     weights_input_hidden.csv/.md/.png   the best model's 20×20 input→hidden matrix
-    insight.json                    :func:`shared.analysis.weight_insight` of that matrix
+    insight.json                    :func:`shared.analysis.weight_insight` of that matrix, with
+                                    its sentences (:func:`shared.reports.weight_insight_sentences`)
 """
 from __future__ import annotations
 
 import csv
+import logging
 import shutil
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +55,12 @@ import numpy as np
 
 from shared import analysis, reports
 from shared.analysis import stratified_split
-from worker.experiments.keras_common import (ExperimentResult, OnEpoch, ShouldStop,
-                                             best_weights_callback, build_mlp, configure_tensorflow,
-                                             dense_kernels, epoch_callback, make_optimizer,
-                                             merge_params, read_json, rel, save_hdf5,
-                                             seed_everything,
-                                             to_jsonable, write_json)
+from shared.artifacts import run_dir
+from shared.serialize import to_jsonable
+from worker.experiments.keras_common import (ExperimentResult, OnEpoch, ShouldStop, build_mlp,
+                                             configure_tensorflow, dense_kernels, epoch_callback,
+                                             make_optimizer, merge_params, rel, seed_everything,
+                                             write_json)
 
 __all__ = ["DEFAULT_PARAMS", "GOAL", "REGULARIZATIONS", "run_names", "parse_run_name",
            "split_data", "run_human_machine", "summarize_human_machine", "stratified_split"]
@@ -88,19 +93,12 @@ def run_names(params: dict[str, Any] | None = None) -> list[str]:
     return [f"{o}-{r}" for o in p["optimizers"] for r in p["regularizations"]]
 
 
-_grid_names = run_names  # summarize_human_machine's argument shadows the name
-
-
 def parse_run_name(name: str) -> tuple[str, str]:
     """``"adam-l2"`` → ``("adam", "l2")``."""
     optimizer, sep, reg = name.rpartition("-")
     if not sep or reg not in REGULARIZATIONS or not optimizer:
         raise ValueError(f"run name {name!r} is not <optimizer>-<{'|'.join(REGULARIZATIONS)}>")
     return optimizer, reg
-
-
-def run_dir(out_dir: Path, name: str) -> Path:
-    return Path(out_dir) / "runs" / name
 
 
 def split_data(x: np.ndarray, y: np.ndarray, params: dict[str, Any] | None = None
@@ -119,6 +117,64 @@ def binary_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean((prob > 0.5).astype(np.int64) == np.asarray(y).ravel()))
 
 
+def best_weights_callback(monitor: str = "val_accuracy", tie_break: str = "val_loss") -> Any:
+    """A callback that remembers the weights of the best epoch by ``monitor`` (higher is better;
+    equal values are broken by lower ``tie_break``). Call ``.restore()`` after ``fit``."""
+    import keras
+
+    class BestWeights(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.best: float = -np.inf
+            self.best_tie: float = np.inf
+            self.best_epoch: int | None = None
+            self.best_logs: dict[str, float] = {}
+            self._weights: list[np.ndarray] | None = None
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            value = logs.get(monitor)
+            if value is None:
+                return
+            value = float(value)
+            tie = float(logs.get(tie_break, np.inf))
+            if value > self.best or (value == self.best and tie < self.best_tie):
+                self.best, self.best_tie = value, tie
+                self.best_epoch = int(epoch) + 1
+                self.best_logs = {k: float(v) for k, v in logs.items()}
+                self._weights = [np.array(w) for w in self.model.get_weights()]
+
+        def restore(self) -> bool:
+            if self._weights is None:
+                return False
+            self.model.set_weights(self._weights)
+            return True
+
+    return BestWeights()
+
+
+def save_hdf5(model: Any, path: Path) -> Path:
+    """Save ``model`` in the legacy Keras HDF5 format (chosen by Keras 3 from the .h5/.hdf5 suffix),
+    loadable by a plain ``tf.keras.models.load_model(path)``. The format's deprecation notice
+    (and numpy's about Keras' HDF5 writer) is kept out of the logs."""
+    path = Path(path)
+    if path.suffix not in (".h5", ".hdf5"):
+        raise ValueError(f"{path}: the HDF5 format needs a .h5 or .hdf5 suffix")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            # Keras' HDF5 writer converts variables with np.array(), which numpy 2 flags.
+            warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy",
+                                    category=DeprecationWarning)
+            model.save(str(path))
+    finally:
+        absl_logger.setLevel(level)
+    return path
+
+
 def run_human_machine(run_name: str, x: np.ndarray, y: np.ndarray, params: dict[str, Any] | None,
                       out_dir: Path, on_epoch: OnEpoch | None = None,
                       should_stop: ShouldStop | None = None, threads: int = 1) -> ExperimentResult:
@@ -126,7 +182,8 @@ def run_human_machine(run_name: str, x: np.ndarray, y: np.ndarray, params: dict[
 
     Result keys: run, optimizer, regularization, learning_rate, val_accuracy (of the saved
     model), val_loss, train_accuracy (at the kept epoch), best_epoch, epochs_run, stopped_early,
-    seconds, files (relative to out_dir).
+    seconds, n_train, n_val, files (relative to out_dir): everything the summary and the report
+    need of this run.
     """
     from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     p = merge_params(DEFAULT_PARAMS, params)
@@ -200,32 +257,31 @@ def _rank_key(m: dict[str, Any]) -> tuple[float, float]:
     return (-float(m["val_accuracy"]), float(val_loss) if val_loss is not None else np.inf)
 
 
-def summarize_human_machine(out_dir: Path, run_names: Sequence[str] | None = None,
+def summarize_human_machine(out_dir: Path, results: Mapping[str, dict],
+                            histories: Mapping[str, Sequence[Mapping]],
                             params: dict[str, Any] | None = None) -> ExperimentResult:
-    """Pick the best finished run, copy its model to ``out_dir/model.hdf5``, analyse its weights.
+    """Pick the best run, copy its model to ``out_dir/model.hdf5``, analyse its weights.
 
-    ``run_names`` defaults to the grid of ``params``; runs without a saved ``metrics.json`` are
-    listed under ``missing_runs`` (at least one must exist). Ranking: validation accuracy, then
-    lower validation loss, then grid order. Result keys: val_accuracy, best_run, model_path
-    ("model.hdf5"), best_epoch, goal, goal_met, runs {name: metrics}, ranking [names],
+    ``results[name]`` is the result :func:`run_human_machine` returned for each run that
+    succeeded (as stored; at least one); grid runs of ``params`` without one are listed under
+    ``missing_runs``. ``histories[name]`` holds a run's epoch rows in epoch order; no figure of
+    the summary needs them (each run drew its own learning curve), so they may be partial.
+    Only the best run's ``model.hdf5`` and ``weights.npz`` are read from disk. Ranking: validation
+    accuracy, then lower validation loss, then grid order. Result keys: val_accuracy, best_run,
+    model_path ("model.hdf5"), best_epoch, goal, goal_met, runs {name: result}, ranking [names],
     missing_runs, weight_matrix (20×20, rows = input positions, columns = hidden units),
-    weight_table (markdown), insight (:func:`shared.analysis.weight_insight`), stopped_early,
-    files (relative to out_dir).
+    weight_table (markdown), insight (:func:`shared.analysis.weight_insight` plus its
+    ``sentences``), stopped_early, files (relative to out_dir).
     """
     from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     out_dir = Path(out_dir)
-    names = list(run_names) if run_names is not None else _grid_names(params)
-    runs: dict[str, dict[str, Any]] = {}
-    missing = []
-    for name in names:
-        path = run_dir(out_dir, name) / "metrics.json"
-        if path.is_file():
-            runs[name] = read_json(path)
-        else:
-            missing.append(name)
-    if not runs:
-        raise FileNotFoundError(f"no finished run under {out_dir / 'runs'} (looked for {names})")
-    ranking = sorted(runs, key=lambda n: _rank_key(runs[n]))
+    if not results:
+        raise ValueError(f"no finished run to summarize in {out_dir}")
+    grid = run_names(params)
+    names = [n for n in grid if n in results] + [n for n in results if n not in grid]
+    runs = {n: dict(results[n]) for n in names}
+    missing = [n for n in grid if n not in results]
+    ranking = sorted(names, key=lambda n: _rank_key(runs[n]))  # stable: ties keep grid order
     best_name = ranking[0]
     best = runs[best_name]
 
@@ -234,7 +290,8 @@ def summarize_human_machine(out_dir: Path, run_names: Sequence[str] | None = Non
     with np.load(run_dir(out_dir, best_name) / "weights.npz") as npz:
         W = np.array(npz["kernel_1"])
         w_out = np.array(npz["kernel_2"])
-    insight = analysis.weight_insight(W, w_out=w_out)
+    numbers = analysis.weight_insight(W, w_out=w_out)
+    insight = {**numbers, "sentences": reports.weight_insight_sentences(numbers)}
 
     artifacts: list[Path] = [model_path]
     csv_path = out_dir / "weights_input_hidden.csv"
@@ -275,7 +332,7 @@ def summarize_human_machine(out_dir: Path, run_names: Sequence[str] | None = Non
         "insight": "insight.json",
         "runs_csv": "runs.csv",
         "runs_comparison": "runs_comparison.png",
-        "learning_curves": {n: f"runs/{n}/learning_curve.png" for n in ranking},
+        "learning_curves": {n: rel(run_dir(out_dir, n) / "learning_curve.png", out_dir) for n in ranking},
     }
     result = {
         "val_accuracy": best["val_accuracy"],

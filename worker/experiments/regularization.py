@@ -4,7 +4,8 @@ Two runs on Fashion-MNIST, each a separate call of :func:`run_regularization`:
     plain       Dense(128, ReLU)                               → Dense(10, softmax)
     l2_dropout  Dense(48, ReLU, kernel L2 1e-4) → Dropout(0.2) → Dense(10, softmax)
 trained like Problem 2 (Adam, cosine-decayed learning rate, last 10 % of the training set for
-validation). After both ended, :func:`summarize_regularization` compares their weights.
+validation). After both ended, :func:`summarize_regularization` compares their weights, given the
+runs' results and epoch rows as the service stored them (only the weights are read from disk).
 
 Params (``DEFAULT_PARAMS``):
     epochs             40
@@ -20,6 +21,7 @@ Params (``DEFAULT_PARAMS``):
 Artifacts (relative to out_dir):
     runs/<model>/history.json, runs/<model>/learning_curves.png,
     runs/<model>/weights.npz (kernel_1, bias_1, kernel_2, bias_2), runs/<model>/metrics.json
+    (history.json and metrics.json are for the user: the summary never reads them)
     summary:
     weights_<model>_<junction>.png  four histograms (junction: input_hidden, hidden_output),
                                     shared bins per junction
@@ -30,16 +32,18 @@ Artifacts (relative to out_dir):
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shared import analysis
-from worker.experiments.keras_common import (FASHION_TRAINING, ExperimentResult, OnEpoch, ShouldStop,
-                                             dense_kernels, last_metrics, merge_params, read_json, rel,
-                                             to_jsonable, train_fashion_mlp, write_json)
+from shared import analysis, reports
+from shared.artifacts import run_dir
+from shared.serialize import to_jsonable
+from worker.experiments.fashion import FASHION_TRAINING, last_metrics, train_fashion_mlp
+from worker.experiments.keras_common import (ExperimentResult, OnEpoch, ShouldStop, dense_kernels,
+                                             merge_params, rel, write_json)
 
 MODELS: dict[str, dict[str, Any]] = {
     "plain": {"hidden_units": 128, "l2": 0.0, "dropout": 0.0},
@@ -60,10 +64,6 @@ SUMMARY_FILES = {
 }
 
 
-def run_dir(out_dir: Path, model_name: str) -> Path:
-    return Path(out_dir) / "runs" / model_name
-
-
 def run_regularization(model_name: str, x_train: np.ndarray, y_train: np.ndarray,
                        x_test: np.ndarray, y_test: np.ndarray, params: dict[str, Any] | None,
                        out_dir: Path, on_epoch: OnEpoch | None = None,
@@ -71,7 +71,8 @@ def run_regularization(model_name: str, x_train: np.ndarray, y_train: np.ndarray
     """Train one of the two Problem 3 models (``model_name`` in ``RUN_NAMES``) and save its weights.
 
     Result keys: model, test_accuracy, test_loss, hidden_units, l2, dropout, epochs_run,
-    stopped_early, final, seconds, files (relative to out_dir).
+    stopped_early, final, seconds, files (relative to out_dir): everything the summary and the
+    report need of this run.
     """
     from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     p = merge_params(DEFAULT_PARAMS, params)
@@ -124,26 +125,30 @@ def _write_stats_csv(stats: dict[str, dict[str, dict[str, float]]], path: Path) 
     return path
 
 
-def summarize_regularization(out_dir: Path, run_names: Sequence[str] = RUN_NAMES) -> ExperimentResult:
-    """Compare the saved runs' weights: histograms, statistics, generated description.
+def summarize_regularization(out_dir: Path, results: Mapping[str, dict],
+                             histories: Mapping[str, Sequence[Mapping]]) -> ExperimentResult:
+    """Compare the runs' weights: histograms, statistics, generated description.
 
-    Reads ``runs/<name>/{weights.npz,metrics.json,history.json}`` for each name. Result keys:
-    test_accuracy {model: acc}, models {model: metrics}, weight_stats {model: {junction: stats}},
-    description [sentences], junctions {slug: label}, files (relative to out_dir; histograms
-    under files["histograms"][model][junction], overlays under files["overlays"][junction]).
+    ``results[name]`` is the result :func:`run_regularization` returned for run ``name`` (as
+    stored); its keys, in order, are the runs to compare (at least two; the second is described
+    relative to the first). ``histories[name]`` holds that run's epoch rows in epoch order. Only
+    ``runs/<name>/weights.npz`` is read from disk. Result keys: test_accuracy {model: acc},
+    models {model: result}, weight_stats {model: {junction: stats}}, description [sentences],
+    junctions {slug: label}, labels, stopped_early, files (relative to out_dir; histograms under
+    files["histograms"][model][junction], overlays under files["overlays"][junction]).
     """
     from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     out_dir = Path(out_dir)
-    names = list(run_names)
+    names = list(results)
     if len(names) < 2:
-        raise ValueError("need at least two runs to compare")
-    weights, metrics, histories = {}, {}, {}
+        raise ValueError(f"need at least two runs to compare, got {names}")
+    no_rows = [n for n in names if n not in histories]
+    if no_rows:
+        raise ValueError(f"no epoch rows for run(s) {no_rows}; histories has {sorted(histories)}")
+    weights = {}
     for name in names:
-        folder = run_dir(out_dir, name)
-        with np.load(folder / "weights.npz") as npz:
+        with np.load(run_dir(out_dir, name) / "weights.npz") as npz:
             weights[name] = {slug: np.array(npz[key]) for slug, _, key in JUNCTIONS}
-        metrics[name] = read_json(folder / "metrics.json")
-        histories[name] = read_json(folder / "history.json")
 
     labels = {n: MODEL_LABELS.get(n, n) for n in names}
     artifacts: list[Path] = []
@@ -168,8 +173,8 @@ def summarize_regularization(out_dir: Path, run_names: Sequence[str] = RUN_NAMES
 
     junction_labels = {slug: label for slug, label, _ in JUNCTIONS}
     labelled = {n: {junction_labels[j]: s for j, s in stats[n].items()} for n in names}
-    description = analysis.describe_weight_differences(labelled, subject=names[1], reference=names[0],
-                                                       labels=labels)
+    description = reports.describe_weight_differences(labelled, subject=names[1], reference=names[0],
+                                                      labels=labels)
     artifacts.append(plots.plot_curve_comparison({labels[n]: histories[n] for n in names},
                                                  out_dir / SUMMARY_FILES["learning_curves"],
                                                  title="Problem 3: accuracy by model"))
@@ -179,16 +184,17 @@ def summarize_regularization(out_dir: Path, run_names: Sequence[str] = RUN_NAMES
     desc_path.write_text("\n".join(f"- {s}" for s in description) + "\n")
     artifacts.append(desc_path)
     files.update(SUMMARY_FILES)
-    files["runs"] = {n: {"learning_curves": f"runs/{n}/learning_curves.png"} for n in names}
+    files["runs"] = {n: {"learning_curves": rel(run_dir(out_dir, n) / "learning_curves.png", out_dir)}
+                     for n in names}
 
     result = {
-        "test_accuracy": {n: metrics[n]["test_accuracy"] for n in names},
-        "models": metrics,
+        "test_accuracy": {n: results[n]["test_accuracy"] for n in names},
+        "models": {n: dict(results[n]) for n in names},
         "weight_stats": stats,
         "description": description,
         "junctions": junction_labels,
         "labels": labels,
-        "stopped_early": any(metrics[n].get("stopped_early") for n in names),
+        "stopped_early": any(results[n].get("stopped_early") for n in names),
         "files": files,
     }
     return ExperimentResult(result=to_jsonable(result), artifacts=artifacts)
