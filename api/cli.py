@@ -15,8 +15,11 @@ from pathlib import Path
 import click
 
 from api import client
+from shared.entities import JobStatus
 from shared.settings import available_cores, get_settings
 from shared.store import StoreError
+from worker import kinds
+from worker.kinds.base import Option
 
 FAILED_EXIT = 1
 DATASETS_HELP = ("folder holding the input files, as the workers see it (an absolute path; default: the worker's "
@@ -44,6 +47,16 @@ def _csv_of(kind, label: str):
 
 def _echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _view(status: JobStatus) -> dict:
+    """A job as `--json` shows it: the stored status, with the part of the result its kind shows."""
+    view = status.to_dict()
+    try:
+        view["result"] = kinds.get(status.kind).public_result(status.result)
+    except kinds.UnknownKind:  # a job of a kind this installation does not load: shown as stored
+        pass
+    return view
 
 
 def _bar(done: int, total: int, width: int = 20) -> str:
@@ -91,7 +104,8 @@ class ProgressPrinter:
         self.last = lines
 
 
-def _finish(statuses: list[dict], as_json: bool) -> None:
+def _finish(statuses: list[JobStatus], as_json: bool) -> None:
+    statuses = [_view(s) for s in statuses]
     if as_json:
         _echo_json(statuses[0] if len(statuses) == 1 else statuses)
     else:
@@ -106,9 +120,10 @@ def _finish(statuses: list[dict], as_json: bool) -> None:
     sys.exit(0 if all(s["state"] == "succeeded" for s in statuses) else FAILED_EXIT)
 
 
-def _wait_all(job_ids: list[str], store, as_json: bool, worker=None) -> list[dict]:
+def _wait_all(job_ids: list[str], store, as_json: bool, worker=None) -> list[JobStatus]:
     printer = None if as_json else ProgressPrinter()
-    show = printer and (lambda statuses: printer(statuses[0] if len(statuses) == 1 else _merged(statuses)))
+    show = printer and (lambda statuses: printer(_view(statuses[0]) if len(statuses) == 1
+                                                 else _merged([_view(s) for s in statuses])))
     return client.wait_for(job_ids, store, show, worker=worker)
 
 
@@ -155,127 +170,70 @@ def main() -> None:
     """Submit EE599 HW3 training jobs to Celery workers and read their results back."""
 
 
-@main.command()
-@click.option("--activations", callback=_csv_of(str, "activation names (tanh, relu)"), help="e.g. tanh,relu")
-@click.option("--lrs", callback=_csv_of(float, "learning rates"), help="initial learning rates, e.g. 0.01,0.05,0.1")
-@click.option("--hidden", callback=_csv_of(int, "layer widths"), help="hidden layer widths, e.g. 512,256")
-@click.option("--batch-size", type=int)
-@click.option("--epochs", type=int)
-@click.option("--decay-epochs", callback=_csv_of(int, "epoch numbers"), help="halve the LR after these epochs")
-@click.option("--momentum", type=float)
-@click.option("--l2", type=float)
-@click.option("--dropout", type=float)
-@click.option("--init", type=str, help="he or glorot")
-@click.option("--seed", type=int)
-@click.option("--train-size", type=int, help="train on the first N of the 50,000 (quick tries)")
-@click.option("--datasets", help=DATASETS_HELP)
-@click.option("--wait", is_flag=True, help="show progress and exit when the job ends")
-@click.option("--workers", type=int, help="local worker processes for the embedded mode (default: one per core)")
-@click.option("--json", "as_json", is_flag=True)
-def sweep(activations, lrs, hidden, batch_size, epochs, decay_epochs, momentum, l2, dropout, init, seed,
-          train_size, datasets, wait, workers, as_json):
-    """Problem 1: the numpy MLP sweep (activations × initial LRs), then the best retrained on 60,000."""
-    from worker.engine import ConfigError
-
-    params = {"activations": activations, "lrs": lrs, "hidden": hidden, "batch_size": batch_size,
-              "epochs": epochs, "decay_epochs": decay_epochs, "momentum": momentum, "l2": l2,
-              "dropout": dropout, "init": init, "seed": seed, "train_size": train_size, "datasets": datasets}
-    try:
-        from worker.sweep import plan_sweep
-
-        plan_sweep(params)  # refuse bad values before anything is created or started
-    except ConfigError as exc:
-        _fail(str(exc), 2)
-    _submit_and_maybe_wait([lambda store: client.submit_sweep(params, store)], wait, workers, as_json)
+def _click_option(opt: Option):
+    """A kind's Option as a click option; its default is stated in the help."""
+    flag = "--" + opt.name.replace("_", "-")
+    help_text = opt.help + (f"  [default: {opt.default}]" if opt.default is not None else "")
+    if opt.flag:
+        return click.option(flag, opt.name, is_flag=True, default=None, help=help_text)
+    if opt.csv:
+        label = {int: "integers", float: "numbers"}.get(opt.type, "names")
+        return click.option(flag, opt.name, callback=_csv_of(opt.type, label), metavar="A,B,...", help=help_text)
+    if opt.path:
+        return click.option(flag, opt.name, type=click.Path(path_type=Path), help=help_text)
+    return click.option(flag, opt.name, type=opt.type, help=help_text)
 
 
-def _keras_params(epochs, seed) -> dict:
-    return {k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None}
-
-
-def _plan_or_fail(kind: str, params: dict, data: str | None = None, datasets: str | None = None) -> None:
-    from worker.keras_jobs import plan
-
-    try:
-        plan(kind, params, data, datasets)
-    except ValueError as exc:
-        _fail(str(exc), 2)
-
-
-def _common_keras_options(fn):
+def _common_options(fn):
     for opt in reversed([
-        click.option("--epochs", type=int, help="default: the experiment's (see README)"),
-        click.option("--seed", type=int),
         click.option("--datasets", help=DATASETS_HELP),
         click.option("--wait", is_flag=True, help="show progress and exit when the job ends"),
-        click.option("--workers", type=int, help="local worker processes for the embedded mode"),
-        click.option("--json", "as_json", is_flag=True),
+        click.option("--workers", type=click.IntRange(1, 256),
+                     help="local worker processes for the embedded mode  [default: one per core]"),
+        click.option("--json", "as_json", is_flag=True, help="print JSON"),
     ]):
         fn = opt(fn)
     return fn
 
 
-@main.command()
-@_common_keras_options
-def confusion(epochs, seed, datasets, wait, workers, as_json):
-    """Problem 2: Keras MLP on Fashion-MNIST and its confusion-rate matrix."""
-    params = _keras_params(epochs, seed)
-    _plan_or_fail("confusion", params, None, datasets)
-    _submit_and_maybe_wait([lambda store: client.submit_keras("confusion", params, None, store, datasets=datasets)],
-                           wait, workers, as_json)
+def _plan_or_fail(kind: str, params: dict) -> None:
+    """Refuse bad values (exit 2) before anything is created or started."""
+    try:
+        client.plan(kind, params)
+    except ValueError as exc:
+        _fail(str(exc), 2)
 
 
-@main.command()
-@_common_keras_options
-def regularization(epochs, seed, datasets, wait, workers, as_json):
-    """Problem 3: two Keras MLPs (plain, L2 + dropout) and histograms of their weights."""
-    params = _keras_params(epochs, seed)
-    _plan_or_fail("regularization", params, None, datasets)
-    _submit_and_maybe_wait([lambda store: client.submit_keras("regularization", params, None, store,
-                                                              datasets=datasets)], wait, workers, as_json)
+def _kind_command(kind) -> click.Command:
+    """`hw3-submit KIND [options]`, derived from the kind's options."""
+    def command(datasets, wait, workers, as_json, **options):
+        params = {**options, "datasets": datasets}
+        _plan_or_fail(kind.name, params)
+        _submit_and_maybe_wait([lambda store: client.submit(kind.name, params, store)], wait, workers, as_json)
+
+    command = _common_options(command)
+    for opt in reversed(kind.options):
+        command = _click_option(opt)(command)
+    return click.command(kind.name, help=kind.help)(command)
 
 
-def _human_machine_source(data: Path | None, synthetic: bool) -> str | None:
-    if data and synthetic:
-        _fail("--data and --synthetic exclude each other", 2)
-    return "synthetic" if synthetic else (str(data.resolve()) if data else None)
-
-
-@main.command("human-machine")
-@click.option("--data", type=click.Path(path_type=Path), help="HDF5 file with keys human and machine "
-              "(default: HW3_DATASETS/binary_random*.hdf5)")
-@click.option("--synthetic", is_flag=True, help="a generated human-like set instead of the course file")
-@_common_keras_options
-def human_machine(data, synthetic, epochs, seed, datasets, wait, workers, as_json):
-    """Problem 4: Keras MLP telling human-typed from machine-generated 20-bit sequences."""
-    params = _keras_params(epochs, seed)
-    source = _human_machine_source(data, synthetic)
-    _plan_or_fail("human-machine", params, source, datasets)
-    _submit_and_maybe_wait([lambda store: client.submit_keras("human-machine", params, source, store,
-                                                              datasets=datasets)], wait, workers, as_json)
+for _kind in kinds.all_kinds().values():
+    main.add_command(_kind_command(_kind))
 
 
 @main.command("all")
-@click.option("--synthetic", is_flag=True, help="human-machine on the generated set")
-@click.option("--datasets", help=DATASETS_HELP)
-@click.option("--wait", is_flag=True)
-@click.option("--workers", type=int)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--synthetic", is_flag=True, help="human-machine on a generated set instead of the course file")
+@_common_options
 def all_jobs(synthetic, datasets, wait, workers, as_json):
-    """Submit all four problems at once, with their defaults; `status` shows them side by side."""
-    from shared.datasets import check_datasets_option
-
-    source = _human_machine_source(None, synthetic)
-    try:
-        check_datasets_option(datasets)
-    except ValueError as exc:
-        _fail(str(exc), 2)
-    _submit_and_maybe_wait([
-        lambda store: client.submit_sweep({"datasets": datasets}, store),
-        lambda store: client.submit_keras("confusion", {}, None, store, datasets=datasets),
-        lambda store: client.submit_keras("regularization", {}, None, store, datasets=datasets),
-        lambda store: client.submit_keras("human-machine", {}, source, store, datasets=datasets),
-    ], wait, workers, as_json)
+    """Submit every homework problem at once, with their defaults; `status` shows them side by side."""
+    homework = [k for k in kinds.all_kinds().values() if k.problem is not None]
+    params = {k.name: {"datasets": datasets,
+                       **({"synthetic": True} if synthetic and any(o.name == "synthetic" for o in k.options)
+                          else {})} for k in homework}
+    for kind in homework:
+        _plan_or_fail(kind.name, params[kind.name])
+    _submit_and_maybe_wait([lambda store, name=k.name: client.submit(name, params[name], store) for k in homework],
+                           wait, workers, as_json)
 
 
 def _job_id(ctx, param, value: str | None) -> str | None:
@@ -288,7 +246,7 @@ def _job_id(ctx, param, value: str | None) -> str | None:
         _fail(str(exc))
 
 
-def _status_or_fail(store, job_id: str) -> dict:
+def _status_or_fail(store, job_id: str) -> JobStatus:
     try:
         return store.job_status(job_id)
     except StoreError as exc:
@@ -300,17 +258,16 @@ def _status_or_fail(store, job_id: str) -> dict:
 @click.option("--json", "as_json", is_flag=True)
 def status(job_id, as_json):
     """State, per-run progress, best validation accuracy and ETA of a job (all recent jobs without JOB)."""
-    store = client.get_store()
+    store = client.get_store(readonly=True)
     if job_id is None:
-        jobs = store.list_jobs(limit=10)
-        statuses = [store.job_status(j["job_id"]) for j in jobs]
+        statuses = [_view(store.job_status(j.job_id)) for j in store.list_jobs(limit=10)]
         if as_json:
             _echo_json(statuses)
         else:
             for st in statuses:
                 click.echo("\n".join(progress_lines(st)))
         return
-    st = _status_or_fail(store, job_id)
+    st = _view(_status_or_fail(store, job_id))
     if as_json:
         _echo_json(st)
     else:
@@ -332,7 +289,7 @@ def status(job_id, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def list_jobs(limit, as_json):
     """Recent jobs, newest first."""
-    jobs = client.get_store().list_jobs(limit)
+    jobs = [j.to_dict() for j in client.get_store(readonly=True).list_jobs(limit)]
     if as_json:
         _echo_json(jobs)
         return
@@ -352,9 +309,9 @@ METRIC_COLUMNS = ("run", "epoch", "lr", "train_loss", "train_accuracy", "val_los
 @click.option("--json", "as_json", is_flag=True, help="same as --format json")
 def metrics(job_id, run, fmt, as_json):
     """The epoch rows of a job, as they were recorded."""
-    store = client.get_store()
+    store = client.get_store(readonly=True)
     try:
-        rows = store.epochs(job_id, run)
+        rows = [r.to_dict() for r in store.epochs(job_id, run)]
     except (StoreError, LookupError) as exc:
         _fail(str(exc).strip("'\""))
     if as_json or fmt == "json":
@@ -382,7 +339,7 @@ def metrics(job_id, run, fmt, as_json):
 def plot(job_id, out, as_json):
     """Render the job's figures from the database rows (works mid-run)."""
     from shared.artifacts import UnsafePath, job_dir
-    from worker.jobs import render_plots
+    from worker.jobs import render_plots  # matplotlib is imported only here
 
     settings = get_settings()
     store = client.get_store(settings)
@@ -406,10 +363,10 @@ def report(job_id):
     from shared.artifacts import job_dir
 
     settings = get_settings()
-    st = _status_or_fail(client.get_store(settings), job_id)
+    st = _status_or_fail(client.get_store(settings, readonly=True), job_id)
     path = job_dir(settings, job_id) / "report.md"
     if not path.is_file():
-        _fail(f"job {job_id} has no report yet (state {st['state']}); it is written when the job ends")
+        _fail(f"job {job_id} has no report yet (state {st.state}); it is written when the job ends")
     click.echo(path.read_text(), nl=False)
 
 

@@ -9,14 +9,17 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from shared.models import FINISHED
-from shared.settings import Settings, available_cores, get_settings, masked_url
+from shared.entities import JobStatus
+from shared.settings import Settings, available_cores, get_settings, masked_url, process_environment
 from shared.store import Store
 
 
-def get_store(settings: Settings | None = None) -> Store:
+def get_store(settings: Settings | None = None, *, readonly: bool = False) -> Store:
+    """The configured store. `readonly` (status, list, metrics, report): an existing database whose schema is
+    behind is not migrated; SchemaBehind says to run `hw3-submit db upgrade`."""
     settings = settings or get_settings()
-    return Store(settings.database_url, lease_seconds=settings.lease_seconds)
+    return Store(settings.database_url, lease_seconds=settings.lease_seconds,
+                 migrate="check" if readonly else True)
 
 
 class BrokerUnavailable(RuntimeError):
@@ -69,39 +72,30 @@ def dispatch(task: str, calls: list[list]) -> None:
         app.close()
 
 
-def submit_sweep(params: dict, store: Store | None = None) -> str:
-    """Validate, create the job and its runs, dispatch one task per run; returns the job id. `params` may hold
-    `datasets`: the folder with the input files as the workers see it (default: the worker's HW3_DATASETS)."""
-    from worker.sweep import plan_sweep
+def plan(kind: str, params: dict):
+    """Validate a job's parameters through its kind (ValueError naming what is wrong); nothing is created."""
+    from worker import kinds
+
+    return kinds.get(kind).plan(params)
+
+
+def submit(kind: str, params: dict, store: Store | None = None) -> str:
+    """Validate, create the job and its runs, dispatch one task per run; returns the job id. `params`: the
+    kind's options (None: its default) and `datasets`, the folder with the input files as the workers see it
+    (default: the worker's HW3_DATASETS)."""
+    from worker.app import TRAIN_TASK
 
     store = store or get_store()
-    normalised, runs = plan_sweep(params)
-    job_id = store.create_job("sweep", normalised, runs)
-    _dispatch_runs(store, job_id, "hw3.sweep.train_run")
-    return job_id
-
-
-def submit_keras(kind: str, params: dict, data: str | None = None, store: Store | None = None, *,
-                 datasets: str | None = None) -> str:
-    """A Keras job (confusion, regularization, human-machine): validate, create, dispatch its runs. `datasets`:
-    the folder with the input files as the workers see it (default: the worker's HW3_DATASETS)."""
-    from worker.keras_jobs import plan
-
-    store = store or get_store()
-    job_params, runs = plan(kind, params, data, datasets)
-    job_id = store.create_job(kind, job_params, runs)
-    _dispatch_runs(store, job_id, "hw3.keras.train_run")
-    return job_id
-
-
-def _dispatch_runs(store: Store, job_id: str, task: str) -> None:
-    """One message per run; if the broker refuses them, the job is failed with the reason (never left queued)."""
+    job_plan = plan(kind, params)
+    job_id = store.create_job(kind, job_plan.params, [r.as_row() for r in job_plan.runs])
     try:
-        dispatch(task, [[run["run_id"]] for run in store.runs(job_id)])
-    except BrokerUnavailable as exc:
+        dispatch(TRAIN_TASK, [[run.run_id] for run in store.runs(job_id)])
+    except BrokerUnavailable as exc:  # the job is failed with the reason, never left queued
         store.request_cancel(job_id)  # runs that were sent will find the job over and do nothing
         store.finish_job(job_id, "failed", error=str(exc))
         raise
+    return job_id
+
 
 def worker_command(concurrency: int, name: str, loglevel: str = "WARNING") -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool", "prefork",
@@ -111,7 +105,7 @@ def worker_command(concurrency: int, name: str, loglevel: str = "WARNING") -> li
 
 def worker_env(concurrency: int) -> dict[str, str]:
     """Environment for a worker: BLAS threads per task × concurrent tasks ≤ cores."""
-    env = dict(os.environ)
+    env = process_environment()
     env.setdefault("HW3_BLAS_THREADS", str(max(1, available_cores() // concurrency)))
     return env
 
@@ -160,14 +154,14 @@ def stop_process_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
         pass
 
 
-def wait_for(job_ids: list[str], store: Store, on_update: Callable[[list[dict]], None] | None = None,
-             interval: float = 0.5, worker: subprocess.Popen | None = None) -> list[dict]:
+def wait_for(job_ids: list[str], store: Store, on_update: Callable[[list[JobStatus]], None] | None = None,
+             interval: float = 0.5, worker: subprocess.Popen | None = None) -> list[JobStatus]:
     """Poll the jobs until all have ended; `on_update` sees their statuses. Raises if the local worker died."""
     while True:
         statuses = [store.job_status(j) for j in job_ids]
         if on_update:
             on_update(statuses)
-        if all(s["state"] in FINISHED for s in statuses):
+        if all(s.finished for s in statuses):
             return statuses
         if worker is not None and worker.poll() is not None:
             raise RuntimeError(f"the local worker exited with code {worker.returncode}; "

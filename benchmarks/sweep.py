@@ -3,8 +3,8 @@
 Prints one JSON object:
   wall_s                   submit → job succeeded
   train_seconds_sum        the seven runs' training seconds (sum of their epochs' seconds)
-  train_core_seconds_sum   the same weighted by the BLAS threads each run used (the final retrain runs alone
-                           with every core)
+  train_core_seconds_sum   the same weighted by the BLAS threads each run used (the job's --threads, recorded
+                           with every run, the final retrain included)
   overhead_ratio           wall_s ÷ (train_core_seconds_sum ÷ cores)   goal ≤ 1.10
   overhead_ratio_unweighted  wall_s ÷ (train_seconds_sum ÷ cores)
   first_row_s, first_epoch_s, first_row_minus_epoch_s
@@ -60,16 +60,19 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--train-size", type=int, default=50_000)
     ap.add_argument("--concurrency", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--threads", type=int, default=1, help="the job's BLAS threads per run")
     args = ap.parse_args()
-    datasets = Path(os.environ.get("HW3_DATASETS", REPO.parent / "shared" / "data")).resolve()
+    from shared.settings import get_settings, process_environment
+
+    datasets = get_settings().datasets_dir.resolve()
     data = Path(tempfile.mkdtemp(prefix="hw3-bench-"))
     port = free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
                              stdout=subprocess.DEVNULL)
-    env = {**os.environ, "HW3_DATA": str(data), "HW3_DATASETS": str(datasets),
+    env = {**process_environment(), "HW3_DATA": str(data), "HW3_DATASETS": str(datasets),
            "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0"}
     env.pop("DATABASE_URL", None)
-    os.environ.update({k: env[k] for k in ("HW3_DATA", "HW3_DATASETS", "CELERY_BROKER_URL")})
+    os.environ.update({k: env[k] for k in ("HW3_DATA", "HW3_DATASETS", "CELERY_BROKER_URL")})  # for the client
     from api import client
     from shared.store import Store
 
@@ -84,33 +87,32 @@ def main() -> None:
         time.sleep(2.0)
         extra = {"epochs": args.epochs} if args.epochs != 50 else {}
         t0 = time.perf_counter()
-        job_id = client.submit_sweep({"train_size": args.train_size, **extra}, store)
+        job_id = client.submit("sweep", {"train_size": args.train_size, "threads": args.threads, **extra}, store)
         first_row_s = None
         rss: dict[int, list[float]] = {}
         runs_seen: dict[int, int] = {}
         while True:
             status = store.job_status(job_id)
-            if first_row_s is None and any(r["epochs_done"] for r in status["runs"]):
+            if first_row_s is None and any(r.epochs_done for r in status.runs):
                 first_row_s = time.perf_counter() - t0
             for pid in children(worker.pid):
                 now = rss_mib(pid)
                 if now is not None:
                     rss.setdefault(pid, []).append(now)
-            if status["state"] not in ("queued", "running"):
+            if status.finished:
                 break
             time.sleep(0.1)
         wall = time.perf_counter() - t0
         peaks = {pid: rss_mib(pid, "VmHWM") for pid in children(worker.pid)}
-        rows = store.epochs(job_id)
-        threads = int(env.get("HW3_BLAS_THREADS") or max(1, args.concurrency and
-                                                              len(os.sched_getaffinity(0)) // args.concurrency))
+        rows = [r.to_dict() for r in store.epochs(job_id)]
+        threads = args.threads
         cores = len(os.sched_getaffinity(0))
         secs = sum(r["seconds"] for r in rows)
-        core_secs = sum(r["seconds"] * (cores if r["run"] == "final" else threads) for r in rows)
+        core_secs = sum(r["seconds"] * threads for r in rows)
         first = min(rows, key=lambda r: r["run_id"] * 10_000 + r["epoch"])
         print(json.dumps({
-            "state": status["state"], "epochs": args.epochs, "train_size": args.train_size,
-            "runs": len(status["runs"]), "cores": cores, "concurrency": args.concurrency,
+            "state": status.state, "epochs": args.epochs, "train_size": args.train_size,
+            "runs": len(status.runs), "cores": cores, "concurrency": args.concurrency,
             "blas_threads_per_run": threads, "wall_s": round(wall, 2),
             "train_seconds_sum": round(secs, 2), "train_core_seconds_sum": round(core_secs, 2),
             "overhead_ratio": round(wall / (core_secs / cores), 4),
@@ -118,8 +120,8 @@ def main() -> None:
             "first_row_s": round(first_row_s, 3), "first_epoch_s": round(first["seconds"], 3),
             "first_row_minus_epoch_s": round(first_row_s - first["seconds"], 3),
             "peak_rss_mib": {str(pid): round(v, 1) for pid, v in peaks.items() if v},
-            "test_accuracy": (status["result"] or {}).get("test_accuracy"),
-            "chosen": (status["result"] or {}).get("chosen"),
+            "test_accuracy": (status.result or {}).get("test_accuracy"),
+            "chosen": (status.result or {}).get("chosen"),
         }, indent=2))
     finally:
         worker.terminate()

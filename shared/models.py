@@ -10,9 +10,6 @@ from datetime import datetime, timezone
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-RUN_STATES = JOB_STATES
-FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def utcnow() -> datetime:
@@ -35,6 +32,10 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # set once, atomically, by whichever run finishes last: it alone dispatches the job's final task
     finalize_claimed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the lease of the finalize step (who runs it, renewed by finalize_heartbeat_at); set when it is claimed
+    finalize_worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    finalize_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    finalize_heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -9,6 +9,12 @@ HW3_TASK_TIME_LIMIT  hard time limit of one task, seconds (default 6 hours); the
 HW3_LEASE_SECONDS  a running run whose worker has not written a heartbeat for this long is presumed lost and
                    is queued again (default 120; heartbeats every quarter of it)
 HW3_MAX_ATTEMPTS   a run lost this many times is failed instead of queued again (default 3)
+HW3_BLAS_THREADS   BLAS / TensorFlow threads of one Keras task on a worker (set by `hw3-submit worker`: its
+                   cores divided by its concurrency; default 1). The sweep's runs use the thread count recorded
+                   with the job instead, so that their numbers do not depend on the worker.
+HW3_KINDS          extra job-kind modules to load, comma-separated (e.g. `mypackage.mykind`); each defines KIND
+
+This module is the only one that reads the environment.
 """
 from __future__ import annotations
 
@@ -26,6 +32,8 @@ class Settings:
     task_time_limit: int
     lease_seconds: float = 120.0
     max_attempts: int = 3
+    blas_threads: int = 1
+    extra_kinds: tuple[str, ...] = ()
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -48,9 +56,6 @@ class Settings:
     @property
     def effective_broker_url(self) -> str:
         return self.broker_url or f"sqla+sqlite:///{(self.data_dir / 'broker.sqlite').resolve()}"
-
-    def job_dir(self, job_id: str) -> Path:
-        return self.artifacts_dir / job_id
 
     def job_datasets_dir(self, params: dict) -> Path:
         """The folder a job reads its input files from: its --datasets, else HW3_DATASETS."""
@@ -86,7 +91,14 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
         task_time_limit=_number(env, "HW3_TASK_TIME_LIMIT", int, 6 * 3600, 2),
         lease_seconds=_number(env, "HW3_LEASE_SECONDS", float, 120.0, 1.0),
         max_attempts=_number(env, "HW3_MAX_ATTEMPTS", int, 3, 1),
+        blas_threads=_number(env, "HW3_BLAS_THREADS", int, 1, 1),
+        extra_kinds=tuple(m.strip() for m in env.get("HW3_KINDS", "").split(",") if m.strip()),
     )
+
+
+def process_environment() -> dict[str, str]:
+    """A copy of this process's environment, for starting child processes (workers) with a few changes."""
+    return dict(os.environ)
 
 
 def _number(env, name: str, kind, default, minimum):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import math
 import os
 import re
 import secrets
@@ -23,7 +22,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.models import FINISHED, Artifact, Epoch, Job, Run, utcnow
+from shared.entities import (FINISHED, ArtifactInfo, EpochRow, JobStatus, JobSummary, LostRun, RunInfo,
+                             RunStatus)
+from shared.models import Artifact, Epoch, Job, Run, utcnow
+from shared.serialize import to_jsonable
 from shared.settings import masked_url
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{12}$")
@@ -45,7 +47,17 @@ class JobNotFound(StoreError, LookupError):
 
 
 class RunBusy(StoreError):
-    """The run is held by another live attempt (its lease is fresh): a duplicate delivery does nothing."""
+    """The run (or a job's finalize step) is held by another live attempt (its lease is fresh): a duplicate
+    delivery does nothing."""
+
+
+class LeaseLost(StoreError):
+    """The caller no longer holds the run's lease (it went silent and another attempt took the run over): it
+    must stop, and write nothing more for the run."""
+
+
+class SchemaBehind(StoreError):
+    """The database's schema is older than this code's; read-only commands do not migrate it."""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -63,17 +75,6 @@ def validate_job_id(job_id: str) -> str:
     if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
         raise InvalidJobId(f"invalid job id {job_id!r}: expected 12 lowercase hex digits, e.g. 3f9c0a1b2d4e")
     return job_id
-
-
-def _json_safe(value):
-    """JSON results with NaN/inf replaced by None: PostgreSQL's json type refuses them (SQLite would keep them)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _aware(value: datetime) -> datetime:
@@ -152,9 +153,12 @@ def normalise_url(url: str) -> str:
 
 
 class Store:
-    """`lease_seconds`: a running run whose heartbeat is older than this is presumed lost (see `requeue_stale`)."""
+    """`lease_seconds`: a running run whose heartbeat is older than this is presumed lost (see `requeue_stale`).
+    `migrate`: True applies pending migrations (writers: workers, submitting commands); False leaves the schema
+    alone; "check" (read-only commands) creates a brand-new database but raises SchemaBehind, which says to run
+    `hw3-submit db upgrade`, when an existing one is behind."""
 
-    def __init__(self, url: str, *, migrate: bool = True, lease_seconds: float = 120.0):
+    def __init__(self, url: str, *, migrate: bool | str = True, lease_seconds: float = 120.0):
         url = normalise_url(url)
         self.url, self.lease_seconds = url, lease_seconds
         if url.startswith("sqlite:///"):
@@ -163,7 +167,9 @@ class Store:
         self._reader = _make_engine(url, immediate=False) if url.startswith("sqlite") else self._writer
         self._write_session = sessionmaker(self._writer, expire_on_commit=False)
         self._read_session = sessionmaker(self._reader, expire_on_commit=False)
-        if migrate:
+        if migrate == "check":
+            self.check_schema()
+        elif migrate:
             self.upgrade()
 
     # -- schema -------------------------------------------------------------------------------------------
@@ -196,8 +202,29 @@ class Store:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def schema_revision(self) -> str | None:
+        """The database's revision; None for a database without the schema yet."""
+        from sqlalchemy import inspect
+
         with self._reader.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
             return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+    @staticmethod
+    def head_revision() -> str:
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+    def check_schema(self) -> None:
+        """For readers: a new, empty database gets the schema; one at an older revision is left alone and
+        raises SchemaBehind (migrating is an explicit step: `hw3-submit db upgrade`)."""
+        revision, head = self.schema_revision(), self.head_revision()
+        if revision is None:
+            self.upgrade()
+        elif revision != head:
+            raise SchemaBehind(f"the database {masked_url(self.url)} is at schema revision {revision}, this "
+                               f"version of hw3 needs {head}: run `hw3-submit db upgrade`")
 
     def dispose(self) -> None:
         self._writer.dispose()
@@ -245,28 +272,22 @@ class Store:
             raise JobNotFound(f"no job {job_id} in {masked_url(self.url)}")
         return job
 
-    def job_exists(self, job_id: str) -> bool:
-        with self._read() as s:
-            return s.get(Job, validate_job_id(job_id)) is not None
-
     @_retry_locked
-    def mark_job_running(self, job_id: str) -> None:
+    def finish_job(self, job_id: str, state: str, *, result: dict | None = None, error: str | None = None) -> bool:
+        """End the job in `state`. A job that has already ended stays as it is: False, nothing written."""
+        _check_final(state)
         with self._write() as s:
             job = self._job(s, job_id)
-            if job.state == "queued":
-                job.state, job.started_at = "running", utcnow()
-
-    @_retry_locked
-    def finish_job(self, job_id: str, state: str, *, result: dict | None = None, error: str | None = None) -> None:
-        assert state in FINISHED, state
-        with self._write() as s:
-            job = self._job(s, job_id)
+            if job.state in FINISHED:
+                return False
             job.state, job.finished_at = state, utcnow()
+            job.finalize_worker = job.finalize_pid = None
             job.started_at = job.started_at or job.finished_at
             if result is not None:
-                job.result = _json_safe(result)
+                job.result = to_jsonable(result)
             if error is not None:
                 job.error = error
+            return True
 
     @_retry_locked
     def request_cancel(self, job_id: str) -> str:
@@ -291,16 +312,64 @@ class Store:
 
     @_retry_locked
     def claim_finalize(self, job_id: str) -> bool:
-        """True for exactly one caller, once every parallel run of the job has ended."""
+        """True for exactly one caller, once every parallel run of the job has ended. The claim starts the
+        finalize step's lease: if no finalize task takes it within the lease, `stale_finalizations` hands it out
+        again."""
         pending = exists().where(Run.job_id == job_id, Run.role == "run", Run.state.not_in(FINISHED))
         with self._write() as s:
             res = s.execute(update(Job).where(Job.id == job_id, Job.finalize_claimed.is_(False), ~pending)
-                            .values(finalize_claimed=True))
+                            .values(finalize_claimed=True, finalize_heartbeat_at=utcnow()))
             return res.rowcount == 1
+
+    @_retry_locked
+    def start_finalize(self, job_id: str, worker: str, pid: int | None = None) -> bool:
+        """Take the lease of the job's finalize step. False when there is nothing to do (the job has ended, or
+        its finalize was never claimed); RunBusy while another live attempt holds it."""
+        pid = os.getpid() if pid is None else pid
+        with self._write() as s:
+            job = s.get(Job, validate_job_id(job_id), with_for_update=True)
+            if job is None or job.state in FINISHED or not job.finalize_claimed:
+                return False
+            now = utcnow()
+            if job.finalize_worker is not None and (job.finalize_worker, job.finalize_pid) != (worker, pid):
+                if self._fresh(job.finalize_heartbeat_at, now) and not (
+                        job.finalize_worker == worker and not _pid_alive(job.finalize_pid)):
+                    raise RunBusy(f"finalizing job {job_id} is held by {job.finalize_worker} "
+                                  f"(pid {job.finalize_pid})")
+            job.finalize_worker, job.finalize_pid, job.finalize_heartbeat_at = worker, pid, now
+            return True
+
+    @_retry_locked
+    def heartbeat_finalize(self, job_id: str, worker: str, pid: int | None = None) -> bool:
+        pid = os.getpid() if pid is None else pid
+        with self._write() as s:
+            res = s.execute(update(Job).where(Job.id == job_id, Job.state.not_in(FINISHED),
+                                              Job.finalize_worker == worker, Job.finalize_pid == pid)
+                            .values(finalize_heartbeat_at=utcnow()))
+            return res.rowcount == 1
+
+    @_retry_locked
+    def stale_finalizations(self) -> list[tuple[str, str]]:
+        """Jobs whose finalize step was claimed but whose lease went stale (its task never started, or its
+        worker died while finalizing): [(job_id, kind)]. Each is handed out once per lease period (the lease is
+        renewed here and its holder cleared) for the caller to dispatch the finalize task again."""
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self.lease_seconds)
+        with self._write() as s:
+            jobs = s.scalars(select(Job).where(Job.finalize_claimed.is_(True), Job.state.not_in(FINISHED),
+                                               Job.finalize_heartbeat_at < cutoff)
+                             .with_for_update(skip_locked=True)).all()
+            for job in jobs:
+                job.finalize_worker = job.finalize_pid = None
+                job.finalize_heartbeat_at = now
+            return [(j.id, j.kind) for j in jobs]
+
+    def _fresh(self, heartbeat: datetime | None, now: datetime) -> bool:
+        return heartbeat is not None and _aware(heartbeat) > now - timedelta(seconds=self.lease_seconds)
 
     # -- runs -----------------------------------------------------------------------------------------------
     @_retry_locked
-    def start_run(self, run_id: int, worker: str, pid: int | None = None) -> dict | None:
+    def start_run(self, run_id: int, worker: str, pid: int | None = None) -> RunInfo | None:
         """Take the run's lease (worker node, process id, heartbeat) and mark it running; return it as
         `run_info`, or None if it has already ended (a redelivered task after success, or a run cancelled while
         queued). Raises RunBusy while another attempt holds a fresh lease: a duplicate delivery must not train
@@ -318,8 +387,7 @@ class Store:
                 return None
             now = utcnow()
             if run.state == "running" and (run.worker, run.pid) != (worker, pid):
-                fresh = run.heartbeat_at is not None and _aware(run.heartbeat_at) > now - timedelta(
-                    seconds=self.lease_seconds)
+                fresh = self._fresh(run.heartbeat_at, now)
                 owner_dead = run.worker == worker and run.pid is not None and not _pid_alive(run.pid)
                 if fresh and not owner_dead:
                     raise RunBusy(f"run {run_id} is held by {run.worker} (pid {run.pid}), last heartbeat "
@@ -341,11 +409,11 @@ class Store:
             return res.rowcount == 1
 
     @_retry_locked
-    def requeue_stale(self, max_attempts: int = 3) -> list[dict]:
+    def requeue_stale(self, max_attempts: int = 3) -> list[LostRun]:
         """Runs whose worker went silent — running, heartbeat older than the lease — are put back to queued
         (the caller dispatches them again; they resume from their checkpoint), or failed once they have been
         attempted `max_attempts` times. Atomic: of several workers calling this, one takes each run.
-        Returns [{run_id, job_id, kind, role, state, worker, job_ended}] for what changed."""
+        Returns what changed."""
         now = utcnow()
         cutoff = now - timedelta(seconds=self.lease_seconds)
         changed = []
@@ -367,15 +435,15 @@ class Store:
                 else:
                     run.state = "queued"
                 run.pid = None
-                changed.append({"run_id": run.id, "job_id": run.job_id, "kind": kind, "role": run.role,
-                                "state": run.state, "worker": lost_from, "job_ended": job_ended})
+                changed.append(LostRun(run_id=run.id, job_id=run.job_id, kind=kind, role=run.role,
+                                       state=run.state, worker=lost_from, job_ended=job_ended))
         return changed
 
     def run_id(self, job_id: str, name: str) -> int | None:
         with self._read() as s:
             return s.scalar(select(Run.id).where(Run.job_id == job_id, Run.name == name))
 
-    def run_info(self, run_id: int) -> dict:
+    def run_info(self, run_id: int) -> RunInfo:
         with self._read() as s:
             run = s.get(Run, run_id)
             if run is None:
@@ -383,18 +451,34 @@ class Store:
             return self._run_info(run)
 
     @staticmethod
-    def _run_info(run: Run) -> dict:
+    def _run_fields(run: Run) -> dict:
         return {"run_id": run.id, "job_id": run.job_id, "name": run.name, "role": run.role,
                 "config": dict(run.config), "state": run.state, "epochs_total": run.epochs_total,
                 "epochs_done": run.epochs_done, "attempts": run.attempts, "result": run.result,
                 "error": run.error, "worker": run.worker, "pid": run.pid}
 
+    def _run_info(self, run: Run) -> RunInfo:
+        return RunInfo(**self._run_fields(run))
+
+    @staticmethod
+    def _check_holder(s: Session, run_id: int, holder: tuple[str, int] | None) -> Run:
+        """The run, locked; LeaseLost unless `holder` (worker, pid) still holds it running (None: no check)."""
+        run = s.get(Run, run_id, with_for_update=holder is not None)
+        if run is None:
+            raise LookupError(f"no run {run_id}")
+        if holder is not None and (run.state != "running" or (run.worker, run.pid) != tuple(holder)):
+            raise LeaseLost(f"run {run_id} is no longer held by {holder[0]} (pid {holder[1]}): now {run.state}"
+                            + (f" on {run.worker} (pid {run.pid})" if run.worker else ""))
+        return run
+
     @_retry_locked
-    def record_epoch(self, run_id: int, report: dict[str, Any]) -> None:
-        """Store one epoch's metrics; recording the same (run, epoch) again replaces the row."""
+    def record_epoch(self, run_id: int, report: dict[str, Any], *, holder: tuple[str, int] | None = None) -> None:
+        """Store one epoch's metrics; recording the same (run, epoch) again replaces the row. With `holder`
+        (worker, pid), only while that attempt holds the run's lease: LeaseLost otherwise, nothing written."""
         epoch = int(report["epoch"])
         values = {k: (None if report.get(k) is None else float(report[k])) for k in EPOCH_FIELDS}
         with self._write() as s:
+            self._check_holder(s, run_id, holder)
             s.execute(delete(Epoch).where(Epoch.run_id == run_id, Epoch.epoch == epoch))
             s.add(Epoch(run_id=run_id, epoch=epoch, recorded_at=utcnow(), **values))
             s.flush()
@@ -410,15 +494,25 @@ class Store:
             s.execute(update(Run).where(Run.id == run_id).values(epochs_done=done))
 
     @_retry_locked
-    def finish_run(self, run_id: int, state: str, *, result: dict | None = None, error: str | None = None) -> None:
-        assert state in FINISHED, state
+    def finish_run(self, run_id: int, state: str, *, result: dict | None = None, error: str | None = None,
+                   holder: tuple[str, int] | None = None) -> bool:
+        """End the run in `state`. A run that has already ended stays as it is (a succeeded run never becomes
+        failed): False, nothing written. With `holder` (worker, pid), only while that attempt holds the lease
+        (LeaseLost otherwise)."""
+        _check_final(state)
         with self._write() as s:
             run = s.get(Run, run_id)
+            if run is None:
+                raise LookupError(f"no run {run_id}")
+            if run.state in FINISHED:
+                return False
+            self._check_holder(s, run_id, holder)
             run.state, run.finished_at = state, utcnow()
             if result is not None:
-                run.result = _json_safe(result)
+                run.result = to_jsonable(result)
             if error is not None:
                 run.error = error
+            return True
 
     def running_on(self, worker: str) -> int:
         """How many runs a worker host is running now (used to size BLAS thread pools)."""
@@ -426,12 +520,12 @@ class Store:
             return s.scalar(select(func.count()).select_from(Run)
                             .where(Run.state == "running", Run.worker == worker)) or 0
 
-    def runs(self, job_id: str) -> list[dict]:
+    def runs(self, job_id: str) -> list[RunInfo]:
         with self._read() as s:
             return [self._run_info(r) for r in self._job(s, job_id).runs]
 
     # -- epochs -----------------------------------------------------------------------------------------------
-    def epochs(self, job_id: str, run: str | int | None = None) -> list[dict]:
+    def epochs(self, job_id: str, run: str | int | None = None) -> list[EpochRow]:
         """Epoch rows of a job (optionally one run, by name or id), ordered by run then epoch."""
         with self._read() as s:
             job = self._job(s, job_id)
@@ -444,7 +538,7 @@ class Store:
                 if run_id is None:
                     raise LookupError(f"job {job_id} has no run {run!r}; runs: {', '.join(names)}")
                 q = q.where(Run.id == run_id)
-            return [{"run_id": rid, "run": name, "epoch": e.epoch, **{k: getattr(e, k) for k in EPOCH_FIELDS}}
+            return [EpochRow(run_id=rid, run=name, epoch=e.epoch, **{k: getattr(e, k) for k in EPOCH_FIELDS})
                     for rid, name, e in s.execute(q)]
 
     # -- artifacts ----------------------------------------------------------------------------------------------
@@ -454,14 +548,27 @@ class Store:
             s.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.path == path))
             s.add(Artifact(job_id=job_id, path=path, size=size, sha256=sha256, created_at=utcnow()))
 
-    def artifacts(self, job_id: str) -> list[dict]:
+    def artifacts(self, job_id: str) -> list[ArtifactInfo]:
         with self._read() as s:
             job = self._job(s, job_id)
             rows = s.scalars(select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.path))
-            return [{"path": a.path, "size": a.size, "sha256": a.sha256} for a in rows]
+            return [ArtifactInfo(path=a.path, size=a.size, sha256=a.sha256) for a in rows]
 
     # -- reading jobs back ----------------------------------------------------------------------------------------
-    def job_status(self, job_id: str) -> dict:
+    def job_kind(self, job_id: str) -> str:
+        with self._read() as s:
+            return self._job(s, job_id).kind
+
+    def job_state(self, job_id: str) -> str:
+        with self._read() as s:
+            return self._job(s, job_id).state
+
+    def job_params(self, job_id: str) -> dict:
+        with self._read() as s:
+            return dict(self._job(s, job_id).params)
+
+    def job_status(self, job_id: str) -> JobStatus:
+        """The whole picture of a job: its state and result, and every run with its progress."""
         with self._read() as s:
             job = self._job(s, job_id)
             best = dict(s.execute(select(Epoch.run_id, func.max(Epoch.val_accuracy))
@@ -479,49 +586,50 @@ class Store:
             now = utcnow()
             for r in job.runs:
                 silent = (now - _aware(r.heartbeat_at)).total_seconds() if r.heartbeat_at else None
-                runs.append({
-                    "run_id": r.id, "name": r.name, "role": r.role, "config": r.config, "state": r.state,
-                    "epochs_done": r.epochs_done, "epochs_total": r.epochs_total,
-                    "best_val_accuracy": best.get(r.id), "last_val_accuracy": last.get(r.id, (None,))[0],
-                    "mean_epoch_seconds": mean_secs.get(r.id), "error": r.error, "result": r.result,
-                    "worker": r.worker, "attempts": r.attempts, "started_at": _iso(r.started_at),
-                    "heartbeat_at": _iso(r.heartbeat_at), "finished_at": _iso(r.finished_at),
-                    "heartbeat_age_s": None if silent is None else round(silent, 1),
+                runs.append(RunStatus(
+                    **self._run_fields(r),
+                    best_val_accuracy=best.get(r.id), last_val_accuracy=last.get(r.id, (None,))[0],
+                    mean_epoch_seconds=mean_secs.get(r.id), started_at=_iso(r.started_at),
+                    heartbeat_at=_iso(r.heartbeat_at), finished_at=_iso(r.finished_at),
+                    heartbeat_age_s=None if silent is None else round(silent, 1),
                     # running, but its worker has been silent past the lease: presumed lost until some worker
                     # queues it again (every worker checks) or, with none left, for good
-                    "lost": r.state == "running" and silent is not None and silent > self.lease_seconds,
-                })
+                    lost=r.state == "running" and silent is not None and silent > self.lease_seconds,
+                ))
             vals = [v for v in best.values() if v is not None]
-            return {
-                "job_id": job.id, "kind": job.kind, "state": job.state, "error": job.error,
-                "params": job.params, "result": job.result, "cancel_requested": job.cancel_requested,
-                "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
-                "finished_at": _iso(job.finished_at), "best_val_accuracy": max(vals) if vals else None,
-                "eta_seconds": _eta(job.state, runs), "runs": runs,
-                "lost_runs": [r["name"] for r in runs if r["lost"]],
-            }
+            return JobStatus(
+                job_id=job.id, kind=job.kind, state=job.state, error=job.error, params=dict(job.params),
+                result=job.result, cancel_requested=job.cancel_requested, created_at=_iso(job.created_at),
+                started_at=_iso(job.started_at), finished_at=_iso(job.finished_at),
+                best_val_accuracy=max(vals) if vals else None, eta_seconds=_eta(job.state, runs), runs=runs,
+                lost_runs=[r.name for r in runs if r.lost])
 
-    def list_jobs(self, limit: int = 20) -> list[dict]:
+    def list_jobs(self, limit: int = 20) -> list[JobSummary]:
         with self._read() as s:
             jobs = s.scalars(select(Job).order_by(Job.created_at.desc()).limit(limit)).all()
             out = []
             for j in jobs:
                 done = sum(r.epochs_done for r in j.runs)
                 total = sum(r.epochs_total for r in j.runs)
-                out.append({"job_id": j.id, "kind": j.kind, "state": j.state, "created_at": _iso(j.created_at),
-                            "finished_at": _iso(j.finished_at), "runs": len(j.runs),
-                            "epochs_done": done, "epochs_total": total, "error": j.error, "result": j.result})
+                out.append(JobSummary(job_id=j.id, kind=j.kind, state=j.state, created_at=_iso(j.created_at),
+                                      finished_at=_iso(j.finished_at), runs=len(j.runs), epochs_done=done,
+                                      epochs_total=total, error=j.error, result=j.result))
             return out
 
 
-def _eta(state: str, runs: list[dict]) -> float | None:
+def _check_final(state: str) -> None:
+    if state not in FINISHED:  # not an assert: it must hold under python -O too
+        raise ValueError(f"{state!r} is not a final state; expected one of {sorted(FINISHED)}")
+
+
+def _eta(state: str, runs: list[RunStatus]) -> float | None:
     """Rough seconds left: remaining epochs × observed seconds per epoch, spread over the runs going at once."""
     if state in FINISHED:
         return 0.0
-    per_epoch = [r["mean_epoch_seconds"] for r in runs if r["mean_epoch_seconds"]]
+    per_epoch = [r.mean_epoch_seconds for r in runs if r.mean_epoch_seconds]
     if not per_epoch:
         return None
     mean = sum(per_epoch) / len(per_epoch)
-    remaining = sum(max(r["epochs_total"] - r["epochs_done"], 0) for r in runs if r["state"] not in FINISHED)
-    parallel = max(1, sum(1 for r in runs if r["state"] == "running"))
+    remaining = sum(max(r.epochs_total - r.epochs_done, 0) for r in runs if r.state not in FINISHED)
+    parallel = max(1, sum(1 for r in runs if r.state == "running"))
     return remaining * mean / parallel

@@ -7,6 +7,9 @@ from celery import Celery
 from shared.settings import Settings, get_settings
 
 QUEUE = "hw3"
+# the two tasks, the same for every job kind (the kind is read from the job): see worker/tasks.py
+TRAIN_TASK = "hw3.train_run"
+FINALIZE_TASK = "hw3.finalize"
 
 
 def make_app(settings: Settings | None = None) -> Celery:

@@ -1,0 +1,42 @@
+"""Problem 2: a Keras MLP on Fashion-MNIST and its confusion-rate matrix (one run)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from shared import datasets, reports
+from worker.experiments import confusion
+from worker.experiments.keras_common import ExperimentResult
+from worker.kinds.keras import KerasKind
+
+
+@lru_cache(maxsize=2)
+def fashion(datasets_dir: str):
+    """Fashion-MNIST, read once per worker process."""
+    return datasets.load_fashion_mnist(Path(datasets_dir))
+
+
+class Confusion(KerasKind):
+    name = "confusion"
+    title = "Problem 2 — Fashion-MNIST confusion matrix"
+    problem = 2
+    help = "Problem 2: a Keras MLP on Fashion-MNIST and its confusion-rate matrix."
+    defaults = confusion.DEFAULT_PARAMS
+    result_keys = ("test_accuracy", "test_loss", "most_confused_pair", "most_confused_for", "epochs_run")
+
+    def run_names(self, merged: dict) -> list[str]:
+        return ["confusion"]
+
+    def experiment(self, ctx) -> ExperimentResult:
+        (x_tr, y_tr), (x_te, y_te) = fashion(str(ctx.settings.job_datasets_dir(ctx.job.params)))
+        return confusion.run_confusion(x_tr, y_tr, x_te, y_te, ctx.job.params["params"], ctx.job_dir,
+                                       ctx.record_epoch, ctx.should_stop, ctx.threads)
+
+    def summarize(self, ctx, results: dict, histories: dict) -> dict:
+        return results["confusion"]
+
+    def section(self, result: dict) -> str:
+        return reports.confusion_section(result)
+
+
+KIND = Confusion()

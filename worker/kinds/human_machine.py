@@ -1,0 +1,61 @@
+"""Problem 4: a Keras MLP telling human-typed from machine-generated 20-bit sequences; one run per
+(optimizer, regularization) pair, the best epoch of each kept, the best run's model saved as model.hdf5."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from shared import datasets, reports
+from worker.experiments import human_machine
+from worker.experiments.keras_common import ExperimentResult
+from worker.kinds.base import Option
+from worker.kinds.keras import KerasKind
+
+
+@lru_cache(maxsize=4)
+def human_machine_data(source: str, datasets_dir: str):
+    """The human/machine sequences: `synthetic`, a file path, or `""` for the folder's binary_random*.hdf5."""
+    if source == "synthetic":
+        return datasets.synthetic_human_machine()
+    path = Path(source) if source else datasets.find_human_machine(Path(datasets_dir))
+    return datasets.load_human_machine(path)
+
+
+class HumanMachine(KerasKind):
+    name = "human-machine"
+    title = "Problem 4 — human-typed or machine-generated?"
+    problem = 4
+    help = "Problem 4: a Keras MLP telling human-typed from machine-generated 20-bit sequences."
+    defaults = human_machine.DEFAULT_PARAMS
+    extra_options = (
+        Option("data", "HDF5 file with the keys human and machine (default: binary_random*.hdf5 in the "
+               "datasets folder)", path=True),
+        Option("synthetic", "train on a generated human-like set instead of the course file", flag=True),
+    )
+    result_keys = ("val_accuracy", "best_run", "model_path", "best_epoch", "goal", "goal_met", "ranking")
+
+    def run_names(self, merged: dict) -> list[str]:
+        return human_machine.run_names(merged)
+
+    def data_source(self, params: dict) -> str | None:
+        if params.get("data") and params.get("synthetic"):
+            raise ValueError("--data and --synthetic exclude each other")
+        if params.get("synthetic"):
+            return "synthetic"
+        return str(Path(params["data"]).resolve()) if params.get("data") else None
+
+    def experiment(self, ctx) -> ExperimentResult:
+        x, y = human_machine_data(ctx.job.params.get("data") or "",
+                                  str(ctx.settings.job_datasets_dir(ctx.job.params)))
+        return human_machine.run_human_machine(ctx.run.name, x, y, ctx.job.params["params"], ctx.job_dir,
+                                               ctx.record_epoch, ctx.should_stop, ctx.threads)
+
+    def summarize(self, ctx, results: dict, histories: dict) -> dict:
+        return human_machine.summarize_human_machine(ctx.job_dir, results, histories,
+                                                     self.merged_params(ctx.job)).result
+
+    def section(self, result: dict) -> str:
+        return reports.human_machine_section(result)
+
+
+KIND = HumanMachine()

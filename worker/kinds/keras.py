@@ -1,0 +1,86 @@
+"""What the three Keras kinds (Problems 2–4) have in common: `--epochs` and `--seed`, one task per run with the
+epochs recorded through a Keras callback, a summary of the runs' stored results once they have ended, and a
+report made of a heading and the kind's section. TensorFlow is imported only inside the experiment functions,
+i.e. in worker pool processes after the fork.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from shared import datasets
+from shared.entities import EpochRow, JobStatus
+from worker.experiments.keras_common import ExperimentResult, merge_params
+from worker.kinds.base import JobContext, JobFailed, JobKind, Option, Plan, RunContext, RunSpec
+
+MAX_EPOCHS = 10_000
+
+
+class KerasKind(JobKind):
+    defaults: dict[str, Any] = {}
+    all_runs_needed = False  # True: one failed run fails the job (the comparison needs every run)
+
+    @property
+    def options(self) -> tuple[Option, ...]:
+        return (Option("epochs", "epochs per run", int, default=self.defaults["epochs"]),
+                Option("seed", "seed of initialization, shuffling and dropout", int, default=self.defaults["seed"]),
+                *self.extra_options)
+
+    extra_options: tuple[Option, ...] = ()
+
+    def run_names(self, merged: dict) -> list[str]:
+        raise NotImplementedError
+
+    def plan(self, params: dict) -> Plan:
+        given = {k: params.get(k) for k in ("epochs", "seed") if params.get(k) is not None}
+        merged = merge_params(self.defaults, given)  # unknown keys raise ValueError naming the allowed ones
+        epochs = merged["epochs"]
+        if not isinstance(epochs, int) or not 1 <= epochs <= MAX_EPOCHS:
+            raise ValueError(f"epochs must be an integer in 1..{MAX_EPOCHS}, got {epochs!r}")
+        job_params = {"params": given, "data": self.data_source(params)}
+        folder = datasets.check_datasets_option(params.get("datasets"))
+        if folder is not None:
+            job_params["datasets"] = folder
+        return Plan(job_params, [RunSpec(n, {"kind": self.name, "run": n}, epochs) for n in self.run_names(merged)])
+
+    def data_source(self, params: dict) -> str | None:
+        return None
+
+    def merged_params(self, job: JobStatus) -> dict:
+        return merge_params(self.defaults, job.params["params"])
+
+    # -- training ----------------------------------------------------------------------------------------------
+    def experiment(self, ctx: RunContext) -> ExperimentResult:
+        """Train the run `ctx.run.name` with `ctx.record_epoch` / `ctx.should_stop` as the Keras callbacks."""
+        raise NotImplementedError
+
+    def train(self, ctx: RunContext) -> dict:
+        outcome = self.experiment(ctx)
+        ctx.publish(outcome.artifacts)
+        return outcome.result
+
+    # -- the end of the job -------------------------------------------------------------------------------------
+    summarize: Callable[..., dict]
+
+    def finalize(self, ctx: JobContext) -> dict:
+        runs = ctx.job.runs
+        failed = {r.name: r.error for r in runs if r.state == "failed"}
+        done = {r.name: r.result for r in runs if r.state == "succeeded"}
+        if not done or (self.all_runs_needed and failed):
+            raise JobFailed("; ".join(f"{name}: {err}" for name, err in failed.items()) or "no run finished")
+        rows = ctx.rows()
+        histories = {name: [r.to_dict() for r in rows if r.run == name] for name in done}
+        result = self.summarize(ctx, done, histories)
+        return {**result, "failed_runs": failed}
+
+    def section(self, result: dict) -> str:
+        raise NotImplementedError
+
+    def report(self, job: JobStatus, rows: Sequence[EpochRow]) -> str:
+        header = f"# {self.title} (job `{job.job_id}`)\n\n"
+        if job.state != "succeeded" or not job.result:
+            return header + f"State: **{job.state}**" + (f" — {job.error}" if job.error else "") + "\n"
+        report = header + self.section(job.result)
+        failed = job.result.get("failed_runs") or {}
+        if failed:
+            report += "\n## Failed runs\n\n" + "".join(f"- {n}: {e}\n" for n, e in failed.items())
+        return report
