@@ -65,12 +65,12 @@ def fetch(store: Store, settings: Settings, job_id: str, dest: Path) -> list[Pat
     dest = Path(dest)
     pairs = []
     for art in store.artifacts(job_id):  # every path is checked before anything is copied
-        src = safe_join(base, art["path"])
+        src = safe_join(base, art.path)
         if src.is_symlink():
-            raise UnsafePath(f"refused artifact {art['path']!r}: it is a symbolic link")
+            raise UnsafePath(f"refused artifact {art.path!r}: it is a symbolic link")
         if not src.is_file():  # a folder, a FIFO or a device would not copy as a file (or would block)
-            raise UnsafePath(f"refused artifact {art['path']!r}: it is missing or not a regular file in {base}")
-        pairs.append((src, safe_join(dest, art["path"])))
+            raise UnsafePath(f"refused artifact {art.path!r}: it is missing or not a regular file in {base}")
+        pairs.append((src, safe_join(dest, art.path)))
     for src, target in pairs:
         confined(dest, target)  # again right before writing: the folder may have changed meanwhile
         target.parent.mkdir(parents=True, exist_ok=True)
