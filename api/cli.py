@@ -196,10 +196,10 @@ def _common_options(fn):
     return fn
 
 
-def _plan_or_fail(kind: str, params: dict) -> None:
-    """Refuse bad values (exit 2) before anything is created or started."""
+def _plan_or_fail(kind: str, params: dict):
+    """The kind's plan of `params`; bad values are refused (exit 2) before anything is created or started."""
     try:
-        client.plan(kind, params)
+        return client.plan(kind, params)
     except ValueError as exc:
         _fail(str(exc), 2)
 
@@ -208,8 +208,9 @@ def _kind_command(kind) -> click.Command:
     """`hw3-submit KIND [options]`, derived from the kind's options."""
     def command(datasets, wait, workers, as_json, **options):
         params = {**options, "datasets": datasets}
-        _plan_or_fail(kind.name, params)
-        _submit_and_maybe_wait([lambda store: client.submit(kind.name, params, store)], wait, workers, as_json)
+        job_plan = _plan_or_fail(kind.name, params)
+        _submit_and_maybe_wait([lambda store: client.submit(kind.name, params, store, job_plan=job_plan)],
+                               wait, workers, as_json)
 
     command = _common_options(command)
     for opt in reversed(kind.options):
@@ -230,10 +231,9 @@ def all_jobs(synthetic, datasets, wait, workers, as_json):
     params = {k.name: {"datasets": datasets,
                        **({"synthetic": True} if synthetic and any(o.name == "synthetic" for o in k.options)
                           else {})} for k in homework}
-    for kind in homework:
-        _plan_or_fail(kind.name, params[kind.name])
-    _submit_and_maybe_wait([lambda store, name=k.name: client.submit(name, params[name], store) for k in homework],
-                           wait, workers, as_json)
+    plans = {k.name: _plan_or_fail(k.name, params[k.name]) for k in homework}
+    _submit_and_maybe_wait([lambda store, name=k.name: client.submit(name, params[name], store, job_plan=plans[name])
+                            for k in homework], wait, workers, as_json)
 
 
 def _job_id(ctx, param, value: str | None) -> str | None:

@@ -79,14 +79,14 @@ def plan(kind: str, params: dict):
     return kinds.get(kind).plan(params)
 
 
-def submit(kind: str, params: dict, store: Store | None = None) -> str:
+def submit(kind: str, params: dict, store: Store | None = None, *, job_plan=None) -> str:
     """Validate, create the job and its runs, dispatch one task per run; returns the job id. `params`: the
     kind's options (None: its default) and `datasets`, the folder with the input files as the workers see it
-    (default: the worker's HW3_DATASETS)."""
+    (default: the worker's HW3_DATASETS). `job_plan`: the kind's plan of these params, when already made."""
     from worker.app import TRAIN_TASK
 
     store = store or get_store()
-    job_plan = plan(kind, params)
+    job_plan = job_plan or plan(kind, params)
     job_id = store.create_job(kind, job_plan.params, [r.as_row() for r in job_plan.runs])
     try:
         dispatch(TRAIN_TASK, [[run.run_id] for run in store.runs(job_id)])

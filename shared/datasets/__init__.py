@@ -37,6 +37,7 @@ from .mnist import (
     mnist_full_train,
     mnist_test,
     mnist_train_val,
+    split_train_val,
 )
 from .synthetic import synthetic_human_machine
 
@@ -55,6 +56,7 @@ __all__ = [
     "FASHION_CLASSES",
     "load_course_mnist",
     "mnist_train_val",
+    "split_train_val",
     "mnist_full_train",
     "mnist_test",
     "load_fashion_mnist",

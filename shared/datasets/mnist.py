@@ -191,14 +191,24 @@ def mnist_train_val(datasets_dir, train_size: int | None = None
     Returns ``(x_train, y_train, x_val, y_val)``: float32 ``(n, 784)`` / int64 ``(n,)``. The
     arrays are C-contiguous row slices of one loaded array (no copies).
     """
+    _check_train_size(train_size)
+    return split_train_val(*mnist_full_train(datasets_dir), train_size)
+
+
+def split_train_val(x: np.ndarray, y: np.ndarray, train_size: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The split of :func:`mnist_train_val` applied to the 60,000 rows already loaded (views, no copies)."""
+    _check_train_size(train_size)
+    n = N_TRAIN if train_size is None else int(train_size)
+    return x[:n], y[:n], x[N_TRAIN:], y[N_TRAIN:]
+
+
+def _check_train_size(train_size) -> None:
     if train_size is not None:
         if isinstance(train_size, bool) or not isinstance(train_size, (int, np.integer)):
             raise ValueError(f"train_size must be an integer in 1..{N_TRAIN} or None, got {train_size!r}")
         if not 1 <= train_size <= N_TRAIN:
             raise ValueError(f"train_size must be in 1..{N_TRAIN}, got {train_size}")
-    x, y = mnist_full_train(datasets_dir)
-    n = N_TRAIN if train_size is None else int(train_size)
-    return x[:n], y[:n], x[N_TRAIN:], y[N_TRAIN:]
 
 
 def mnist_test(datasets_dir) -> tuple[np.ndarray, np.ndarray]:

@@ -92,9 +92,7 @@ def mnist_train_file(datasets_dir: str) -> tuple[np.ndarray, np.ndarray]:
 
 def train_val(datasets_dir: Path, train_size: int):
     """The first `train_size` of the 50,000 training images, and the 10,000 validation images after them."""
-    x, y = mnist_train_file(str(datasets_dir))
-    n = datasets.N_TRAIN
-    return x[:train_size], y[:train_size], x[n:], y[n:]
+    return datasets.split_train_val(*mnist_train_file(str(datasets_dir)), train_size)
 
 
 def train_epochs(ctx: RunContext, config: TrainConfig, data: tuple) -> Trainer | None:
