@@ -14,6 +14,8 @@ import pytest
 from shared import datasets as ds
 from shared.datasets import DatasetError
 
+pytestmark = pytest.mark.unit
+
 REPO = Path(__file__).resolve().parents[1]
 N = 12  # rows of the small hand-made files
 

@@ -141,7 +141,6 @@ def test_environment_reads_detector(source, n_reads):
     assert len(environment_reads(source)) == n_reads, environment_reads(source)
 
 
-@pytest.mark.xfail(strict=False, reason="settings consolidation in progress")
 def test_only_settings_reads_the_environment():
     hits = []
     for path in repository_files():

@@ -4,6 +4,8 @@ import pytest
 
 from worker.engine import DEFAULT_ACTIVATIONS, DEFAULT_LRS, ConfigError, TrainConfig, valid_batch_sizes
 
+pytestmark = pytest.mark.unit
+
 SIZES_50000 = "50, 80, 100, 125, 200, 250, 400, 500, 625, 1000"
 
 

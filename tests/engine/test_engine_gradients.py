@@ -8,6 +8,8 @@ import pytest
 from worker.engine import MLP, SGD, Backprop, gradients, train_step
 from worker.engine.model import xent_metrics
 
+pytestmark = pytest.mark.unit
+
 
 def tiny_model(activation, seed=0, dtype=np.float64):
     rng = np.random.default_rng(seed)

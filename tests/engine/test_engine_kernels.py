@@ -8,6 +8,8 @@ from worker.engine.activations import ACTIVATIONS, relu, relu_grad
 from worker.engine.blas import HAVE_BLAS_AXPY, Gemm
 from worker.engine.model import softmax_, xent_metrics
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_gives_plus_zero_and_its_grad_is_exactly_g_times_a_positive(dtype):

@@ -8,6 +8,8 @@ import pytest
 from shared.datasets import mnist_full_train
 from worker.engine import MLP, EpochReport, Evaluation, TrainConfig, Trainer, evaluate
 
+pytestmark = pytest.mark.unit
+
 
 def toy_data(n=500, n_val=100, width=20, seed=0):
     """Linearly separable-ish 10-class data: class means plus noise."""
