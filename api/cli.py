@@ -18,6 +18,7 @@ from api import client
 from shared.entities import JobStatus
 from shared.settings import available_cores, get_settings
 from shared.store import StoreError
+from api.display import ProgressPrinter, _merged, _view, progress_lines  # noqa: F401  (used by tests too)
 from worker import kinds
 from worker.kinds.base import Option
 
@@ -49,61 +50,6 @@ def _echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
 
-def _view(status: JobStatus) -> dict:
-    """A job as `--json` shows it: the stored status, with the part of the result its kind shows."""
-    view = status.to_dict()
-    try:
-        view["result"] = kinds.get(status.kind).public_result(status.result)
-    except kinds.UnknownKind:  # a job of a kind this installation does not load: shown as stored
-        pass
-    return view
-
-
-def _bar(done: int, total: int, width: int = 20) -> str:
-    filled = int(width * done / total) if total else 0
-    return "#" * filled + "-" * (width - filled)
-
-
-def progress_lines(status: dict) -> list[str]:
-    lines = [f"job {status['job_id']} ({status['kind']}): {status['state']}"
-             + (f", ETA {status['eta_seconds']:.0f}s" if status.get("eta_seconds") else "")]
-    for r in status["runs"]:
-        acc = r["last_val_accuracy"]
-        acc_s = f"val {acc:.4f}" if acc is not None else " " * 10
-        state = r["state"]
-        if r.get("lost"):
-            state += (f" — no heartbeat from {r['worker']} for {r['heartbeat_age_s']:.0f} s: worker presumed lost"
-                      f" (a live worker queues the run again; it resumes from its last epoch)")
-        lines.append(f"  {r['name']:<22} [{_bar(r['epochs_done'], r['epochs_total'])}] "
-                     f"{r['epochs_done']:>3}/{r['epochs_total']:<3} {acc_s}  {state}")
-    return lines
-
-
-class ProgressPrinter:
-    """A bar per run, redrawn in place on a terminal; elsewhere one line per change."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.drawn = 0
-        self.last: list[str] = []
-
-    def __call__(self, status: dict) -> None:
-        lines = progress_lines(status)
-        if lines == self.last:
-            return
-        if self.tty:
-            if self.drawn:
-                self.stream.write(f"\x1b[{self.drawn}F")
-            self.stream.write("".join(f"\x1b[2K{line}\n" for line in lines))
-            self.drawn = len(lines)
-        else:
-            changed = [b for a, b in zip(self.last + [None] * len(lines), lines) if a != b]
-            self.stream.write("\n".join(changed) + "\n")
-        self.stream.flush()
-        self.last = lines
-
-
 def _finish(statuses: list[JobStatus], as_json: bool) -> None:
     statuses = [_view(s) for s in statuses]
     if as_json:
@@ -127,29 +73,29 @@ def _wait_all(job_ids: list[str], store, as_json: bool, worker=None) -> list[Job
     return client.wait_for(job_ids, store, show, worker=worker)
 
 
-def _merged(statuses: list[dict]) -> dict:
-    """Several jobs as one progress block, side by side."""
-    runs = [{**r, "name": f"{s['kind']}:{r['name']}"} for s in statuses for r in s["runs"]]
-    state = ", ".join(f"{s['kind']} {s['state']}" for s in statuses)
-    return {"job_id": " ".join(s["job_id"] for s in statuses), "kind": "all", "state": state, "runs": runs,
-            "eta_seconds": None}
-
-
 def _submit_and_maybe_wait(submits, wait: bool, workers: int | None, as_json: bool) -> None:
     """Submit one or more jobs (`submits`: functions of the store returning a job id); with --wait, follow
-    them to the end. In the embedded mode, --wait runs local workers for the duration of the command."""
+    them to the end. In the embedded mode, --wait runs local workers for the duration of the command.
+    Without --json the job ids go to stdout, one per line; with --json stdout gets exactly one JSON document
+    (the jobs as submitted, or as they ended with --wait) and everything else goes to stderr."""
     settings = get_settings()
     store = client.get_store(settings)
+
+    def submit_all() -> list[str]:
+        job_ids = [submit(store) for submit in submits]
+        click.echo("\n".join(job_ids), err=as_json)
+        return job_ids
+
     if wait and settings.embedded:
         with client.local_workers(workers, settings) as proc:
-            job_ids = [submit(store) for submit in submits]
-            click.echo("\n".join(job_ids))
-            statuses = _wait_all(job_ids, store, as_json, worker=proc)
+            statuses = _wait_all(submit_all(), store, as_json, worker=proc)
         _finish(statuses, as_json)
-    job_ids = [submit(store) for submit in submits]
-    click.echo("\n".join(job_ids))
+    job_ids = submit_all()
     if wait:
         _finish(_wait_all(job_ids, store, as_json), as_json)
+    if as_json:
+        views = [_view(store.job_status(j)) for j in job_ids]
+        _echo_json(views[0] if len(views) == 1 else views)
     if settings.embedded:
         click.echo("queued in the embedded broker; start workers with `hw3-submit worker` "
                    "or submit with --wait", err=True)
@@ -177,7 +123,7 @@ def _click_option(opt: Option):
     if opt.flag:
         return click.option(flag, opt.name, is_flag=True, default=None, help=help_text)
     if opt.csv:
-        label = {int: "integers", float: "numbers"}.get(opt.type, "names")
+        label = opt.label or {int: "integers", float: "numbers"}.get(opt.type, "names")
         return click.option(flag, opt.name, callback=_csv_of(opt.type, label), metavar="A,B,...", help=help_text)
     if opt.path:
         return click.option(flag, opt.name, type=click.Path(path_type=Path), help=help_text)
