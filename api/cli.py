@@ -161,7 +161,9 @@ def _kind_command(kind) -> click.Command:
     command = _common_options(command)
     for opt in reversed(kind.options):
         command = _click_option(opt)(command)
-    return click.command(kind.name, help=kind.help)(command)
+    where = (f"\n\nResults go to {get_settings().artifacts_dir}/JOB/ (HW3_DATA/artifacts): report.md, figures "
+             "and weights; `hw3-submit status JOB`, `report JOB` and `fetch JOB --dest DIR` read them back.")
+    return click.command(kind.name, help=kind.help + where)(command)
 
 
 for _kind in kinds.all_kinds().values():
@@ -169,39 +171,53 @@ for _kind in kinds.all_kinds().values():
 
 
 @main.command("all")
+@click.option("--epochs", type=click.IntRange(1, 10_000),
+              help="epochs of every job (a quick run of the whole homework)  [default: each job's own]")
+@click.option("--train-size", type=int, help="the sweep's training images (its first N of 50,000)  [default: 50000]")
 @click.option("--synthetic", is_flag=True, help="human-machine on a generated set instead of the course file")
 @_common_options
-def all_jobs(synthetic, datasets, wait, workers, as_json):
+def all_jobs(epochs, train_size, synthetic, datasets, wait, workers, as_json):
     """Submit every homework problem at once, with their defaults; `status` shows them side by side."""
     homework = [k for k in kinds.all_kinds().values() if k.problem is not None]
-    params = {k.name: {"datasets": datasets,
-                       **({"synthetic": True} if synthetic and any(o.name == "synthetic" for o in k.options)
-                          else {})} for k in homework}
+    given = {"epochs": epochs, "train_size": train_size, "synthetic": synthetic or None}
+    params = {k.name: {"datasets": datasets, **{o.name: given[o.name] for o in k.options
+                                                 if o.name in given and given[o.name] is not None}}
+              for k in homework}
     plans = {k.name: _plan_or_fail(k.name, params[k.name]) for k in homework}
     _submit_and_maybe_wait([lambda store, name=k.name: client.submit(name, params[name], store, job_plan=plans[name])
                             for k in homework], wait, workers, as_json)
 
 
 def _job_id(ctx, param, value: str | None) -> str | None:
-    """JOB arguments are checked as they are parsed, before any file or database is opened."""
-    from shared.store import InvalidJobId, validate_job_id
+    """JOB arguments are checked as they are parsed, before any file or database is opened: a job id, or a
+    unique beginning of one (resolved by `_resolve` once the store is open)."""
+    from shared.store import InvalidJobId, validate_job_id_prefix
 
     try:
-        return None if value is None else validate_job_id(value)
+        return None if value is None else validate_job_id_prefix(value)
     except InvalidJobId as exc:
         _fail(str(exc))
 
 
-def _status_or_fail(store, job_id: str) -> JobStatus:
+def _resolve(store, prefix: str) -> str:
+    """The full id of the job `prefix` names (exit 1 when none or several jobs match)."""
     try:
-        return store.job_status(job_id)
+        return store.resolve_job_id(prefix)
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+def _status_or_fail(store, job_id: str) -> JobStatus:
+    """The status of the job `job_id` names (a full id or a unique beginning of one)."""
+    try:
+        return store.job_status(store.resolve_job_id(job_id))
     except StoreError as exc:
         _fail(str(exc))
 
 
 @main.command()
 @click.argument("job_id", required=False, callback=_job_id)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
 def status(job_id, as_json):
     """State, per-run progress, best validation accuracy and ETA of a job (all recent jobs without JOB)."""
     store = client.get_store(readonly=True)
@@ -231,8 +247,8 @@ def status(job_id, as_json):
 
 
 @main.command("list")
-@click.option("--limit", type=click.IntRange(1, 10000), default=20)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True, help="how many jobs")
+@click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
 def list_jobs(limit, as_json):
     """Recent jobs, newest first."""
     jobs = [j.to_dict() for j in client.get_store(readonly=True).list_jobs(limit)]
@@ -250,12 +266,14 @@ METRIC_COLUMNS = ("run", "epoch", "lr", "train_loss", "train_accuracy", "val_los
 
 @main.command()
 @click.argument("job_id", callback=_job_id)
-@click.option("--run", "run", help="a run name (or id)")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option("--run", "run", help="only this run (a name such as relu-lr0.04, or a run id)  [default: every run]")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="table for people, csv or json for programs")
 @click.option("--json", "as_json", is_flag=True, help="same as --format json")
 def metrics(job_id, run, fmt, as_json):
     """The epoch rows of a job, as they were recorded."""
     store = client.get_store(readonly=True)
+    job_id = _resolve(store, job_id)
     try:
         rows = [r.to_dict() for r in store.epochs(job_id, run)]
     except (StoreError, LookupError) as exc:
@@ -280,8 +298,8 @@ def metrics(job_id, run, fmt, as_json):
 
 @main.command()
 @click.argument("job_id", callback=_job_id)
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), help="default: the job's folder")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), help="folder for the figures  [default: the job's artifacts folder]")
+@click.option("--json", "as_json", is_flag=True, help="print the written paths as JSON")
 def plot(job_id, out, as_json):
     """Render the job's figures from the database rows (works mid-run)."""
     from shared.artifacts import UnsafePath, job_dir
@@ -289,7 +307,7 @@ def plot(job_id, out, as_json):
 
     settings = get_settings()
     store = client.get_store(settings)
-    _status_or_fail(store, job_id)
+    job_id = _resolve(store, job_id)
     out = Path(out) if out else job_dir(settings, job_id)
     try:
         paths = render_plots(store, job_id, out)  # each figure is checked to stay inside `out` before it is written
@@ -310,26 +328,29 @@ def report(job_id):
 
     settings = get_settings()
     st = _status_or_fail(client.get_store(settings, readonly=True), job_id)
-    path = job_dir(settings, job_id) / "report.md"
+    path = job_dir(settings, st.job_id) / "report.md"
     if not path.is_file():
-        _fail(f"job {job_id} has no report yet (state {st.state}); it is written when the job ends")
+        _fail(f"job {st.job_id} has no report yet (state {st.state}); it is written when the job ends")
     click.echo(path.read_text(), nl=False)
 
 
 @main.command()
 @click.argument("job_id", callback=_job_id)
-@click.option("--dest", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
-def fetch(job_id, dest, as_json):
-    """Copy the job's artifacts from the volume into DEST."""
-    from shared.artifacts import UnsafePath, fetch as fetch_artifacts
+@click.option("--dest", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="folder to copy into (created if missing; the artifacts keep their relative paths)")
+@click.option("--force", is_flag=True, help="replace files in DEST that differ from the artifacts")
+@click.option("--json", "as_json", is_flag=True, help="print the copied paths as JSON")
+def fetch(job_id, dest, force, as_json):
+    """Copy the job's artifacts from the volume into DEST. A file in DEST that differs from the artifact is not
+    replaced without --force (nothing is copied then)."""
+    from shared.artifacts import UnsafePath, WouldOverwrite, fetch as fetch_artifacts
 
     settings = get_settings()
     store = client.get_store(settings)
-    _status_or_fail(store, job_id)
+    job_id = _resolve(store, job_id)
     try:
-        copied = fetch_artifacts(store, settings, job_id, dest)
-    except UnsafePath as exc:
+        copied = fetch_artifacts(store, settings, job_id, dest, force=force)
+    except (UnsafePath, WouldOverwrite) as exc:
         _fail(str(exc))
     if as_json:
         _echo_json([str(p) for p in copied])
@@ -342,17 +363,19 @@ def fetch(job_id, dest, as_json):
 def cancel(job_id):
     """Stop a job: queued runs never start, running ones stop at the next epoch boundary; rows stay."""
     store = client.get_store()
+    job_id = _resolve(store, job_id)
     try:
         state = store.request_cancel(job_id)
-    except StoreError as exc:
+    except StoreError as exc:  # JobEnded included: exit 1
         _fail(str(exc))
     click.echo(f"job {job_id}: cancel requested (state {state})")
 
 
 @main.command()
-@click.option("--concurrency", "-c", type=click.IntRange(1, 256), help="parallel tasks (default: one per core)")
-@click.option("--loglevel", default="INFO")
-@click.option("--name", default="worker", help="worker node name; @%h (the host name) is added unless it has an @")
+@click.option("--concurrency", "-c", type=click.IntRange(1, 256), help="parallel tasks  [default: one per core]")
+@click.option("--loglevel", default="INFO", show_default=True, help="Celery log level (DEBUG, INFO, WARNING, ...)")
+@click.option("--name", default="worker", show_default=True,
+              help="worker node name; @%h (the host name) is added unless it has an @")
 def worker(concurrency, loglevel, name):
     """Start a Celery worker against CELERY_BROKER_URL (or the embedded broker)."""
     concurrency = concurrency or available_cores()

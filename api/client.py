@@ -18,8 +18,12 @@ def get_store(settings: Settings | None = None, *, readonly: bool = False) -> St
     """The configured store. `readonly` (status, list, metrics, report): an existing database whose schema is
     behind is not migrated; SchemaBehind says to run `hw3-submit db upgrade`."""
     settings = settings or get_settings()
-    return Store(settings.database_url, lease_seconds=settings.lease_seconds,
-                 migrate="check" if readonly else True)
+    store = Store(settings.database_url, lease_seconds=settings.lease_seconds,
+                  migrate="check" if readonly else True)
+    if store.created:
+        print(f"hw3: created a new, empty store at {masked_url(store.url)} (HW3_DATA={settings.data_dir})",
+              file=sys.stderr)
+    return store
 
 
 class BrokerUnavailable(RuntimeError):
@@ -91,8 +95,7 @@ def submit(kind: str, params: dict, store: Store | None = None, *, job_plan=None
     try:
         dispatch(TRAIN_TASK, [[run.run_id] for run in store.runs(job_id)])
     except BrokerUnavailable as exc:  # the job is failed with the reason, never left queued
-        store.request_cancel(job_id)  # runs that were sent will find the job over and do nothing
-        store.finish_job(job_id, "failed", error=str(exc))
+        store.abandon_job(job_id, str(exc))
         raise
     return job_id
 

@@ -14,6 +14,10 @@ class UnsafePath(ValueError):
     pass
 
 
+class WouldOverwrite(ValueError):
+    """Fetching would replace files in the destination that differ from the job's artifacts."""
+
+
 def job_dir(settings: Settings, job_id: str) -> Path:
     return settings.artifacts_dir / validate_job_id(job_id)
 
@@ -58,9 +62,11 @@ def publish(store: Store, settings: Settings, job_id: str, paths: list[Path]) ->
         store.record_artifact(job_id, rel.as_posix(), path.stat().st_size, sha256_of(path))
 
 
-def fetch(store: Store, settings: Settings, job_id: str, dest: Path) -> list[Path]:
+def fetch(store: Store, settings: Settings, job_id: str, dest: Path, *, force: bool = False) -> list[Path]:
     """Copy the job's recorded artifacts into `dest` (keeping their relative paths); returns what was copied.
-    Files that resolve outside the job folder, or would land outside `dest`, are refused."""
+    Files that resolve outside the job folder, or would land outside `dest`, are refused. A file already in
+    `dest` that differs from the artifact (by sha256) is never replaced silently: WouldOverwrite names them all
+    before anything is copied, unless `force`."""
     base = job_dir(settings, job_id)
     dest = Path(dest)
     pairs = []
@@ -70,12 +76,20 @@ def fetch(store: Store, settings: Settings, job_id: str, dest: Path) -> list[Pat
             raise UnsafePath(f"refused artifact {art.path!r}: it is a symbolic link")
         if not src.is_file():  # a folder, a FIFO or a device would not copy as a file (or would block)
             raise UnsafePath(f"refused artifact {art.path!r}: it is missing or not a regular file in {base}")
-        pairs.append((src, safe_join(dest, art.path)))
-    for src, target in pairs:
+        pairs.append((src, safe_join(dest, art.path), art.sha256))
+    if not force:
+        differing = [target for _, target, sha in pairs
+                     if target.exists() and (not target.is_file() or sha256_of(target) != sha)]
+        if differing:
+            shown = ", ".join(str(t) for t in differing[:5]) + (f" and {len(differing) - 5} more"
+                                                                 if len(differing) > 5 else "")
+            raise WouldOverwrite(f"{len(differing)} file(s) in {dest} differ from the job's artifacts and would be "
+                                 f"replaced: {shown}; use --force to replace them, or another --dest")
+    for src, target, _ in pairs:
         confined(dest, target)  # again right before writing: the folder may have changed meanwhile
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, target)
-    return [target for _, target in pairs]
+    return [target for _, target, _ in pairs]
 
 
 def run_dir(base: Path, name: str) -> Path:

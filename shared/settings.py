@@ -1,6 +1,8 @@
 """One settings object, read from the environment (12-factor).
 
-HW3_DATA           the volume: database, artifacts/<job_id>/, the embedded broker's file   (default ./data)
+HW3_DATA           the volume: database, artifacts/<job_id>/, the embedded broker's file
+                   (default: data/ of the project folder when hw3 runs from a source checkout, else the user's
+                   data folder, $XDG_DATA_HOME/hw3 or ~/.local/share/hw3; never the current folder)
 HW3_DATASETS       where input files are looked for                                       (default $HW3_DATA/datasets)
 CELERY_BROKER_URL  unset => embedded SQLite broker under HW3_DATA; redis://... => Redis
 DATABASE_URL       unset => sqlite:///$HW3_DATA/hw3.sqlite; any SQLAlchemy URL otherwise
@@ -78,9 +80,21 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+def default_data_dir(env) -> Path:
+    """Where data lives when HW3_DATA is unset: the project's data/ folder in a source checkout (where the
+    README's commands run), otherwise the platform's per-user data folder. Never the current folder, so a
+    command run from elsewhere finds the same store."""
+    if (PROJECT_DIR / "pyproject.toml").is_file() and (PROJECT_DIR / "data").is_dir():
+        return PROJECT_DIR / "data"
+    return Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "hw3"
+
+
 def get_settings(env: dict[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    data_dir = Path(env.get("HW3_DATA") or "./data").expanduser().absolute()
+    data_dir = Path(env.get("HW3_DATA") or default_data_dir(env)).expanduser().absolute()
     datasets_dir = Path(env.get("HW3_DATASETS") or data_dir / "datasets").expanduser().absolute()
     database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'hw3.sqlite'}"
     return Settings(

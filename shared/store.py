@@ -29,6 +29,7 @@ from shared.serialize import to_jsonable
 from shared.settings import masked_url
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{12}$")
+JOB_ID_PREFIX_RE = re.compile(r"^[0-9a-f]{1,12}$")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_KEY = 0x687733  # PostgreSQL advisory lock id held while migrating ("hw3")
 EPOCH_FIELDS = ("lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
@@ -44,6 +45,14 @@ class InvalidJobId(StoreError, ValueError):
 
 class JobNotFound(StoreError, LookupError):
     pass
+
+
+class AmbiguousJobId(StoreError, LookupError):
+    pass
+
+
+class JobEnded(StoreError):
+    """The job has already ended."""
 
 
 class RunBusy(StoreError):
@@ -75,6 +84,14 @@ def validate_job_id(job_id: str) -> str:
     if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
         raise InvalidJobId(f"invalid job id {job_id!r}: expected 12 lowercase hex digits, e.g. 3f9c0a1b2d4e")
     return job_id
+
+
+def validate_job_id_prefix(prefix: str) -> str:
+    """A job id or a unique beginning of one (as in git and docker): 1 to 12 lowercase hex digits."""
+    if not isinstance(prefix, str) or not JOB_ID_PREFIX_RE.fullmatch(prefix):
+        raise InvalidJobId(f"invalid job id {prefix!r}: expected 12 lowercase hex digits (or a unique beginning "
+                           f"of them), e.g. 3f9c0a1b2d4e or 3f9c")
+    return prefix
 
 
 def _aware(value: datetime) -> datetime:
@@ -161,6 +178,7 @@ class Store:
     def __init__(self, url: str, *, migrate: bool | str = True, lease_seconds: float = 120.0):
         url = normalise_url(url)
         self.url, self.lease_seconds = url, lease_seconds
+        self.created = False  # True once this object gave a new, empty database its schema
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self._writer = _make_engine(url, immediate=True)
@@ -186,6 +204,9 @@ class Store:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
             cfg.attributes["connection"] = conn
+            from sqlalchemy import inspect
+
+            self.created = not inspect(conn).has_table("alembic_version")
             command.upgrade(cfg, "head")
 
     @contextmanager
@@ -292,11 +313,11 @@ class Store:
     @_retry_locked
     def request_cancel(self, job_id: str) -> str:
         """Flag the job; queued runs are cancelled at once, running ones stop at their next epoch boundary.
-        Returns the job's state afterwards."""
+        Returns the job's state afterwards. A job that had already ended is left alone: JobEnded."""
         with self._write() as s:
             job = self._job(s, job_id)
             if job.state in FINISHED:
-                return job.state
+                raise JobEnded(f"job {job_id} has already ended ({job.state}); nothing to cancel")
             job.cancel_requested = True
             now = utcnow()
             for run in job.runs:
@@ -305,6 +326,21 @@ class Store:
             if all(r.state in FINISHED for r in job.runs):
                 job.state, job.finished_at = "cancelled", now
             return job.state
+
+    @_retry_locked
+    def abandon_job(self, job_id: str, error: str) -> None:
+        """A job that could not be started (its messages were refused): queued runs are cancelled (those that
+        were sent find the job over and do nothing) and the job fails with `error`."""
+        with self._write() as s:
+            job = self._job(s, job_id)
+            if job.state in FINISHED:
+                return
+            now = utcnow()
+            job.cancel_requested = True
+            for run in job.runs:
+                if run.state == "queued":
+                    run.state, run.finished_at = "cancelled", now
+            job.state, job.error, job.finished_at = "failed", error, now
 
     def cancel_requested(self, job_id: str) -> bool:
         with self._read() as s:
@@ -555,6 +591,20 @@ class Store:
             return [ArtifactInfo(path=a.path, size=a.size, sha256=a.sha256) for a in rows]
 
     # -- reading jobs back ----------------------------------------------------------------------------------------
+    def resolve_job_id(self, prefix: str) -> str:
+        """The id of the one job whose id starts with `prefix`; JobNotFound when none does, AmbiguousJobId
+        (listing them) when several do."""
+        validate_job_id_prefix(prefix)
+        with self._read() as s:
+            ids = s.scalars(select(Job.id).where(Job.id.startswith(prefix)).order_by(Job.id).limit(11)).all()
+        if not ids:
+            raise JobNotFound(f"no job {prefix} in {masked_url(self.url)}")
+        if len(ids) > 1:
+            listing = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+            raise AmbiguousJobId(f"job id {prefix!r} is ambiguous: it begins {len(ids) if len(ids) <= 10 else 'more than 10'} "
+                                 f"jobs ({listing}); give more digits")
+        return ids[0]
+
     def job_kind(self, job_id: str) -> str:
         with self._read() as s:
             return self._job(s, job_id).kind
