@@ -42,7 +42,8 @@ class Option:
 
     `type`: int, float or str; `csv`: a comma-separated list of `type`; `flag`: a switch; `path`: a file the
     client resolves against its current folder. `default` is what the kind uses when the option is not given,
-    shown in the help (None: not shown)."""
+    shown in the help (None: not shown). `label`: what a `csv` list holds, for the CLI's error message (None:
+    "integers", "numbers" or "names" by `type`)."""
     name: str
     help: str
     type: Callable[[str], Any] = str
@@ -50,6 +51,7 @@ class Option:
     flag: bool = False
     path: bool = False
     default: Any = None
+    label: str | None = None
 
 
 @dataclass(frozen=True)

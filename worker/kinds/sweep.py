@@ -130,15 +130,15 @@ class Sweep(JobKind):
             "configuration retrained on all 60,000 images and tested once.")
     options = (
         Option("activations", "hidden activations to compare, comma-separated (tanh, relu)", csv=True,
-               default=",".join(DEFAULT_ACTIVATIONS)),
+               label="activation names (tanh, relu)", default=",".join(DEFAULT_ACTIVATIONS)),
         Option("lrs", "initial learning rates to compare, comma-separated", float, csv=True,
-               default=",".join(f"{v:g}" for v in DEFAULT_LRS)),
-        Option("hidden", "hidden layer widths, comma-separated", int, csv=True,
+               label="learning rates", default=",".join(f"{v:g}" for v in DEFAULT_LRS)),
+        Option("hidden", "hidden layer widths, comma-separated", int, csv=True, label="layer widths",
                default=",".join(map(str, _DEFAULTS.hidden))),
         Option("batch_size", "minibatch size (must divide the training set)", int, default=_DEFAULTS.batch_size),
         Option("epochs", "epochs per run", int, default=_DEFAULTS.epochs),
         Option("decay_epochs", "halve the LR after these epochs (default with --epochs E: after 40 % and 80 % "
-               "of E)", int, csv=True, default=",".join(map(str, _DEFAULTS.decay_epochs))),
+               "of E)", int, csv=True, label="epoch numbers", default=",".join(map(str, _DEFAULTS.decay_epochs))),
         Option("momentum", "classic momentum (0 = plain SGD)", float, default=_DEFAULTS.momentum),
         Option("l2", "L2 penalty on the weights", float, default=_DEFAULTS.l2),
         Option("dropout", "dropout rate on the hidden layers", float, default=_DEFAULTS.dropout),
