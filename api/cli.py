@@ -102,12 +102,13 @@ def _submit_and_maybe_wait(submits, wait: bool, workers: int | None, as_json: bo
 
 
 class _Main(click.Group):
-    """The command group; a broker that cannot be reached is reported as one `error:` line (exit 1)."""
+    """The command group; a broker that cannot be reached, or a store that refuses (an old schema), is reported
+    as one `error:` line (exit 1)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except client.BrokerUnavailable as exc:
+        except (client.BrokerUnavailable, StoreError) as exc:  # e.g. SchemaBehind as a reading command opens it
             _fail(str(exc))
 
 

@@ -7,26 +7,15 @@ import numpy as np
 import pytest
 
 import worker.engine.trainer as trainer_module
+from test_engine_trainer import toy_config as trainer_config
+from test_engine_trainer import toy_data, without_seconds  # noqa: F401  (the same toy problem)
 from worker.engine import ConfigError, TrainConfig, Trainer
 
 pytestmark = pytest.mark.unit
 
 
-def toy_data(n=500, n_val=100, width=20, seed=0):
-    rng = np.random.default_rng(seed)
-    means = rng.standard_normal((10, width)).astype(np.float32)
-    y = rng.integers(0, 10, n + n_val)
-    x = means[y] + 0.5 * rng.standard_normal((n + n_val, width)).astype(np.float32)
-    return x[:n], y[:n], x[n:], y[n:]
-
-
 def toy_config(**kw):
-    base = dict(hidden=(32, 16), lr=0.05, batch_size=50, epochs=3, decay_epochs=(2,), momentum=0.9, dropout=0.3, l2=1e-3)
-    return TrainConfig(**{**base, **kw})
-
-
-def without_seconds(reports):
-    return [dataclasses.replace(r, seconds=0.0) for r in reports]
+    return trainer_config(**{"decay_epochs": (2,), **kw})
 
 
 def checkpoint_after_two_epochs(path, data, threads):

@@ -32,7 +32,7 @@ class KerasKind(JobKind):
 
     def plan(self, params: dict) -> Plan:
         given = {k: params.get(k) for k in ("epochs", "seed") if params.get(k) is not None}
-        merged = merge_params(self.defaults, given)  # unknown keys raise ValueError naming the allowed ones
+        merged = merge_params(self.defaults, given)
         epochs = merged["epochs"]
         if not isinstance(epochs, int) or not 1 <= epochs <= MAX_EPOCHS:
             raise ValueError(f"epochs must be an integer in 1..{MAX_EPOCHS}, got {epochs!r}")

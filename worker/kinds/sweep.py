@@ -64,8 +64,6 @@ def plan_sweep(params: dict) -> Plan:
     if not 1 <= train_size <= datasets.N_TRAIN:
         raise ConfigError(f"train size {train_size} is outside 1..{datasets.N_TRAIN} "
                           f"(the first N of the {datasets.N_TRAIN:,} training images)")
-    if not activations or not lrs:
-        raise ConfigError("a sweep needs at least one activation and one learning rate")
     if len(set(activations)) != len(activations) or len(set(lrs)) != len(lrs):
         raise ConfigError(f"activations {activations} and learning rates {lrs} must not repeat")
     if "epochs" in params and "decay_epochs" not in params:
