@@ -17,7 +17,9 @@ One module per concern:
 ``fashion``        Fashion-MNIST from keras' IDX files
 ``human_machine``  the course's human/machine file and how it is found
 ``synthetic``      a synthetic stand-in for the human/machine data
-``download``       :func:`ensure_mnist`, called only on an explicit request
+``download``       :func:`ensure_mnist` and :func:`ensure_fashion_mnist`, called only on an explicit request
+``inputs``         what each problem reads: checked before a job is created (headers and shapes), and listed
+                   input by input (``hw3-submit datasets check``)
 
 Every problem found in a file raises :class:`DatasetError`, whose message names the file, the
 key when there is one, what is wrong and what was expected.
@@ -25,14 +27,24 @@ key when there is one, what is wrong and what was expected.
 from __future__ import annotations
 
 from .common import N_CLASSES, N_PIXELS, SEQ_LEN, DatasetError, check_datasets_option
-from .download import ensure_mnist
-from .fashion import FASHION_CLASSES, FASHION_DIR, FASHION_FILES, load_fashion_mnist
-from .human_machine import HUMAN_MACHINE_PATTERN, find_human_machine, load_human_machine
+from .download import FETCHERS, ensure_fashion_mnist, ensure_mnist
+from .fashion import FASHION_CLASSES, FASHION_DIR, FASHION_FILES, check_fashion_mnist, idx_shape, load_fashion_mnist
+from .human_machine import HUMAN_MACHINE_PATTERN, check_human_machine, find_human_machine, load_human_machine
+from .inputs import (
+    FASHION_INPUTS,
+    MNIST_INPUTS,
+    InputStatus,
+    inspect_folder,
+    require_fashion_mnist,
+    require_human_machine,
+    require_mnist,
+)
 from .mnist import (
     MNIST_TEST_FILE,
     MNIST_TRAIN_FILE,
     N_TRAIN,
     N_VAL,
+    check_course_mnist,
     load_course_mnist,
     mnist_full_train,
     mnist_test,
@@ -64,5 +76,18 @@ __all__ = [
     "load_human_machine",
     "synthetic_human_machine",
     "ensure_mnist",
+    "ensure_fashion_mnist",
+    "FETCHERS",
     "check_datasets_option",
+    "check_course_mnist",
+    "check_fashion_mnist",
+    "check_human_machine",
+    "idx_shape",
+    "MNIST_INPUTS",
+    "FASHION_INPUTS",
+    "InputStatus",
+    "inspect_folder",
+    "require_mnist",
+    "require_fashion_mnist",
+    "require_human_machine",
 ]

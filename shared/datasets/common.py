@@ -45,11 +45,13 @@ def _error(path, problem: str, key: str | None = None, expected: str | None = No
 
 
 def check_datasets_option(value) -> str | None:
-    """Validate a job's ``--datasets`` folder without touching it (the files are checked by the worker,
-    where the path is interpreted). Returns ``None`` (the worker's ``HW3_DATASETS``) or the path normalised."""
+    """Validate a job's ``--datasets`` folder without touching it (its files are checked by the client where it
+    sees the folder, and by the workers). Returns ``None`` (the default folder) or the path made absolute and
+    normalised: a relative path is taken from the current folder here, before it is sent to the workers."""
     if value is None:
         return None
-    what = "the absolute path of the folder holding the input files, as the workers see it"
+    what = ("the absolute path of the folder holding the input files as the workers see it, or a path relative "
+            "to the current folder")
     if not isinstance(value, (str, os.PathLike)):
         raise ValueError(f"--datasets must be a path, got {value!r}; expected {what}")
     text = os.fspath(value)
@@ -57,10 +59,7 @@ def check_datasets_option(value) -> str | None:
         raise ValueError(f"--datasets is empty; expected {what}")
     if "\0" in text:
         raise ValueError(f"--datasets {text!r} contains a NUL character; expected {what}")
-    if not os.path.isabs(text):
-        raise ValueError(f"--datasets {text!r} is a relative path, which would depend on each worker's working "
-                         f"directory; expected {what}")
-    return os.path.normpath(text)
+    return os.path.abspath(os.path.expanduser(text))
 
 
 def _check_folder(datasets_dir) -> Path:
@@ -100,19 +99,29 @@ def _open_hdf5(path: Path) -> h5py.File:
                      expected="a complete HDF5 file") from exc
 
 
-def _read_key(h5: h5py.File, path: Path, key: str) -> np.ndarray:
-    """Read one whole dataset into memory (a single ``ds[()]``, no extra copy)."""
-    if key not in h5:
-        present = ", ".join(repr(k) for k in h5.keys()) or "none"
-        raise _error(path, f"key is missing (keys present: {present})", key=key,
-                     expected=f"a dataset named {key!r}")
-    ds = h5[key]
+def _dataset(h5: h5py.File, path: Path, key: str) -> h5py.Dataset:
+    """The numeric dataset ``key`` of an open file, nothing read yet (its ``shape`` and ``dtype`` are known)."""
+    try:
+        if key not in h5:
+            present = ", ".join(repr(k) for k in h5.keys()) or "none"
+            raise _error(path, f"key is missing (keys present: {present})", key=key,
+                         expected=f"a dataset named {key!r}")
+        ds = h5[key]
+    except (OSError, RuntimeError) as exc:
+        raise _error(path, f"HDF5 file is truncated or corrupt ({exc})", key=key,
+                     expected="a complete HDF5 file") from exc
     if not isinstance(ds, h5py.Dataset):
         raise _error(path, f"is a {type(ds).__name__}, not a dataset", key=key,
                      expected="a numeric array")
     if ds.dtype.kind not in "biuf":
         raise _error(path, f"has non-numeric dtype {ds.dtype}", key=key,
                      expected="a numeric (integer, float or bool) array")
+    return ds
+
+
+def _read_key(h5: h5py.File, path: Path, key: str) -> np.ndarray:
+    """Read one whole dataset into memory (a single ``ds[()]``, no extra copy)."""
+    ds = _dataset(h5, path, key)
     try:
         return ds[()]
     except (OSError, RuntimeError) as exc:
@@ -123,7 +132,8 @@ def _read_key(h5: h5py.File, path: Path, key: str) -> np.ndarray:
 # ----------------------------------------------------------------------------- validation helpers
 
 
-def _check_2d(a: np.ndarray, path, key: str, width: int, what: str) -> None:
+def _check_2d(a: np.ndarray | h5py.Dataset, path, key: str, width: int, what: str) -> None:
+    """Shape ``(N >= 1, width)``; works on an array or on a dataset not yet read."""
     if a.ndim != 2:
         raise _error(path, f"is {a.ndim}-D with shape {a.shape}", key=key,
                      expected=f"2-D {what} of shape (N, {width})")

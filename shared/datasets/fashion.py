@@ -23,19 +23,25 @@ FASHION_CLASSES = (
 )
 
 
+_FILE_HINT = (f"the four keras Fashion-MNIST files {', '.join(FASHION_FILES.values())} (as cached by keras in "
+              f"~/.keras/datasets/fashion-mnist/, or written by `hw3-submit datasets fetch fashion-mnist`) in this "
+              f"folder; {_HOW_TO_SET_DIR}")
+
+
 # Hand-written IDX reader (a few lines of numpy) rather than keras.datasets: no Keras import in workers.
-def _read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Read a gzip-compressed IDX file of unsigned bytes with ``ndim`` dimensions (uint8 array)."""
-    path = _check_file(path, "Fashion-MNIST IDX file",
-                       hint=f"the four keras Fashion-MNIST files {', '.join(FASHION_FILES.values())} "
-                            f"(as cached by keras in ~/.keras/datasets/fashion-mnist/) in this folder; "
-                            f"{_HOW_TO_SET_DIR}")
+def _gunzip(path: Path, size: int = -1) -> bytes:
+    """The first ``size`` bytes (all with -1) of the gzip-compressed file ``path``."""
+    path = _check_file(path, "Fashion-MNIST IDX file", hint=_FILE_HINT)
     try:
         with gzip.open(path, "rb") as fh:
-            data = fh.read()
+            return fh.read(size)
     except (OSError, EOFError, zlib.error) as exc:
         raise _error(path, f"gzip data is truncated or corrupt ({type(exc).__name__}: {exc})",
                      expected="a complete gzip-compressed IDX file") from exc
+
+
+def _idx_dims(data: bytes, path: Path, ndim: int) -> tuple[int, ...]:
+    """The dimensions an IDX header of unsigned bytes announces (``data``: the file's first bytes at least)."""
     header = 4 + 4 * ndim
     want = 0x0800 | ndim  # two zero bytes, type 0x08 (unsigned byte), number of dimensions
     if len(data) < 4:
@@ -47,7 +53,20 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
                      expected=f"0x{want:08x} (IDX, unsigned bytes, {ndim} dimension{'s' if ndim > 1 else ''})")
     if len(data) < header:
         raise _error(path, "IDX header is truncated", expected=f"{header} header bytes")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+
+
+def idx_shape(path, ndim: int) -> tuple[int, ...]:
+    """The shape a gzip-compressed IDX file announces, from its header alone (nothing else is decompressed)."""
+    path = Path(path)
+    return _idx_dims(_gunzip(path, 4 + 4 * ndim), path, ndim)
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """Read a gzip-compressed IDX file of unsigned bytes with ``ndim`` dimensions (uint8 array)."""
+    data = _gunzip(path)
+    dims = _idx_dims(data, path, ndim)
+    header = 4 + 4 * ndim
     size = int(np.prod(dims, dtype=np.int64))
     if len(data) - header != size:
         raise _error(path, f"holds {len(data) - header} data bytes but its header {dims} announces {size}",
@@ -55,23 +74,47 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def _fashion_split(folder: Path, images_name: str, labels_name: str) -> tuple[np.ndarray, np.ndarray]:
-    images = _read_idx(folder / images_name, 3)
-    labels = _read_idx(folder / labels_name, 1)
-    n, rows, cols = images.shape
+def _check_split_shapes(folder: Path, images_name: str, labels_name: str, images_shape: tuple[int, ...],
+                        labels_shape: tuple[int, ...]) -> None:
+    """28x28 images, at least one, and one label per image."""
+    n, rows, cols = images_shape
     if rows * cols != N_PIXELS:
         raise _error(folder / images_name, f"images are {rows}x{cols}", expected="28x28 images")
     if n == 0:
         raise _error(folder / images_name, "holds 0 images", expected="at least one image")
-    if labels.shape[0] != n:
-        raise _error(folder / labels_name, f"holds {labels.shape[0]} labels but {images_name} holds {n} images",
+    if labels_shape[0] != n:
+        raise _error(folder / labels_name, f"holds {labels_shape[0]} labels but {images_name} holds {n} images",
                      expected="one label per image")
+
+
+def _fashion_split(folder: Path, images_name: str, labels_name: str) -> tuple[np.ndarray, np.ndarray]:
+    images = _read_idx(folder / images_name, 3)
+    labels = _read_idx(folder / labels_name, 1)
+    _check_split_shapes(folder, images_name, labels_name, images.shape, labels.shape)
+    n = images.shape[0]
     bad = labels > N_CLASSES - 1
     if bad.any():
         row = int(np.argmax(bad))
         raise _error(folder / labels_name, f"label {labels[row]} at index {row} is not a class index",
                      expected="labels in 0..9")
     return _scale_255(images.reshape(n, N_PIXELS)), labels.astype(np.int64)
+
+
+#: (images, labels) file names of the training and the test split
+FASHION_SPLITS = ((FASHION_FILES["train_images"], FASHION_FILES["train_labels"]),
+                  (FASHION_FILES["test_images"], FASHION_FILES["test_labels"]))
+
+
+def check_fashion_mnist(datasets_dir) -> dict[str, tuple[int, ...]]:
+    """The checks of :func:`load_fashion_mnist` that need only the IDX headers (the four files, their magic
+    numbers, 28x28 images, one label per image). Returns the shapes by file name."""
+    folder = _check_folder(datasets_dir) / FASHION_DIR
+    shapes = {}
+    for images_name, labels_name in FASHION_SPLITS:
+        shapes[images_name] = idx_shape(folder / images_name, 3)
+        shapes[labels_name] = idx_shape(folder / labels_name, 1)
+        _check_split_shapes(folder, images_name, labels_name, shapes[images_name], shapes[labels_name])
+    return shapes
 
 
 def load_fashion_mnist(datasets_dir) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -82,6 +125,5 @@ def load_fashion_mnist(datasets_dir) -> tuple[tuple[np.ndarray, np.ndarray], tup
     test images for the real files.
     """
     folder = _check_folder(datasets_dir) / FASHION_DIR
-    train = _fashion_split(folder, FASHION_FILES["train_images"], FASHION_FILES["train_labels"])
-    test = _fashion_split(folder, FASHION_FILES["test_images"], FASHION_FILES["test_labels"])
+    train, test = (_fashion_split(folder, images, labels) for images, labels in FASHION_SPLITS)
     return train, test

@@ -13,6 +13,7 @@ from .common import (
     _check_2d,
     _check_file,
     _check_folder,
+    _dataset,
     _error,
     _finite_range,
     _first_row,
@@ -41,6 +42,20 @@ def find_human_machine(datasets_dir) -> Path:
     return matches[0]
 
 
+_FILE_HINT = f"the course file (keys 'human', 'machine') at this path; {_HOW_TO_SET_DIR}"
+
+
+def check_human_machine(path) -> dict[str, tuple[int, ...]]:
+    """The checks of :func:`load_human_machine` that read no bit: the file, its keys and their shapes
+    ``(n, 20)``. Returns the shapes by key."""
+    path = _check_file(path, "human/machine file", hint=_FILE_HINT)
+    with _open_hdf5(path) as h5:
+        keys = {key: _dataset(h5, path, key) for key in ("human", "machine")}
+        for key, ds in keys.items():
+            _check_2d(ds, path, key, SEQ_LEN, "bit sequences")
+        return {key: ds.shape for key, ds in keys.items()}
+
+
 def load_human_machine(path) -> tuple[np.ndarray, np.ndarray]:
     """Read a human/machine file with keys ``human`` and ``machine``, each ``(n, 20)`` bits.
 
@@ -48,8 +63,7 @@ def load_human_machine(path) -> tuple[np.ndarray, np.ndarray]:
     key. Returns ``x`` float32 ``(n_human + n_machine, 20)`` in {-1, +1}, human rows first, and
     ``y`` int64 with 1 = human, 0 = machine.
     """
-    path = _check_file(path, "human/machine file",
-                       hint=f"the course file (keys 'human', 'machine') at this path; {_HOW_TO_SET_DIR}")
+    path = _check_file(path, "human/machine file", hint=_FILE_HINT)
     with _open_hdf5(path) as h5:
         human_raw = _read_key(h5, path, "human")
         machine_raw = _read_key(h5, path, "machine")

@@ -35,6 +35,7 @@ from .common import (
     _check_2d,
     _check_file,
     _check_folder,
+    _dataset,
     _error,
     _finite_range,
     _first_row,
@@ -84,21 +85,34 @@ def _pixels(raw: np.ndarray, path, key: str = "xdata") -> np.ndarray:
     return _scale_255(raw)
 
 
+def _label_shape(shape: tuple[int, ...], path, n_rows: int, key: str = "ydata") -> None:
+    """Labels must be one-hot (N, 10) or class indices (N,) / (N, 1), one per image (N = ``n_rows``)."""
+    expected_shape = f"one-hot (N, {N_CLASSES}) or class indices (N,) / (N, 1)"
+    if len(shape) == 2 and shape[1] == 1:
+        shape = shape[:1]
+    if len(shape) == 2 and shape[1] != N_CLASSES:
+        raise _error(path, f"has {shape[1]} columns (shape {shape})", key=key, expected=expected_shape)
+    if len(shape) not in (1, 2):
+        raise _error(path, f"is {len(shape)}-D with shape {shape}", key=key, expected=expected_shape)
+    if shape[0] == 0:
+        raise _error(path, "is empty (0 rows)", key=key, expected="at least one row")
+    if shape[0] != n_rows:
+        raise _error(path, f"has {shape[0]} rows but xdata has {n_rows}", key=key,
+                     expected="one label per image (same number of rows as xdata)")
+
+
+def _check_train_rows(path, n_rows: int) -> None:
+    """The training file holds exactly the 60,000 original training images (the split is by position)."""
+    if n_rows != N_TRAIN + N_VAL:
+        raise _error(path, f"holds {n_rows} rows", key="xdata",
+                     expected=f"exactly {N_TRAIN + N_VAL} rows ({N_TRAIN} training + {N_VAL} validation)")
+
+
 def _labels(raw: np.ndarray, path, n_rows: int, key: str = "ydata") -> np.ndarray:
     """Validate one-hot (N, 10) or index (N,) / (N, 1) labels; return int64 (N,) in 0..9."""
-    expected_shape = f"one-hot (N, {N_CLASSES}) or class indices (N,) / (N, 1)"
+    _label_shape(raw.shape, path, n_rows, key)
     if raw.ndim == 2 and raw.shape[1] == 1:
         raw = raw.reshape(-1)
-    if raw.ndim == 2 and raw.shape[1] != N_CLASSES:
-        raise _error(path, f"has {raw.shape[1]} columns (shape {raw.shape})", key=key,
-                     expected=expected_shape)
-    if raw.ndim not in (1, 2):
-        raise _error(path, f"is {raw.ndim}-D with shape {raw.shape}", key=key, expected=expected_shape)
-    if raw.shape[0] == 0:
-        raise _error(path, "is empty (0 rows)", key=key, expected="at least one row")
-    if raw.shape[0] != n_rows:
-        raise _error(path, f"has {raw.shape[0]} rows but xdata has {n_rows}", key=key,
-                     expected="one label per image (same number of rows as xdata)")
     _finite_range(raw, path, key)
 
     if raw.ndim == 2:  # one-hot
@@ -136,6 +150,23 @@ def _labels(raw: np.ndarray, path, n_rows: int, key: str = "ydata") -> np.ndarra
 # ----------------------------------------------------------------------------- loaders
 
 
+_FILE_HINT = (f"the course file at this path ({_HOW_TO_SET_DIR}; `hw3-submit datasets fetch mnist`, i.e. "
+              f"ensure_mnist(), can create it when online)")
+
+
+def check_course_mnist(path, *, train: bool = False) -> dict[str, tuple[int, ...]]:
+    """The checks of :func:`load_course_mnist` that read no pixel: the file, its keys and their shapes (with
+    ``train``, the 60,000 rows of the training file too). Returns the shapes by key."""
+    path = _check_file(path, "course MNIST file", hint=_FILE_HINT)
+    with _open_hdf5(path) as h5:
+        x = _dataset(h5, path, "xdata")
+        y = _dataset(h5, path, "ydata")
+        _check_2d(x, path, "xdata", N_PIXELS, "images of 28x28 pixels")
+        _label_shape(y.shape, path, n_rows=x.shape[0])
+        if train:
+            _check_train_rows(path, x.shape[0])
+        return {"xdata": x.shape, "ydata": y.shape}
+
 
 def load_course_mnist(path) -> tuple[np.ndarray, np.ndarray]:
     """Read one course-format MNIST file (keys ``xdata``, ``ydata``).
@@ -143,8 +174,7 @@ def load_course_mnist(path) -> tuple[np.ndarray, np.ndarray]:
     Returns ``x`` float32 ``(N, 784)`` in ``[0, 1]``, C-contiguous, and ``y`` int64 ``(N,)`` in
     ``0..9``. Encodings accepted are described in the module docstring.
     """
-    path = _check_file(path, "course MNIST file",
-                       hint=f"the course file at this path ({_HOW_TO_SET_DIR}; ensure_mnist() can create it when online)")
+    path = _check_file(path, "course MNIST file", hint=_FILE_HINT)
     with _open_hdf5(path) as h5:
         x_raw = _read_key(h5, path, "xdata")
         y_raw = _read_key(h5, path, "ydata")
@@ -161,7 +191,8 @@ def _mnist_file(datasets_dir, name: str) -> Path:
     if not path.exists():
         raise _error(path, f"course MNIST file {name} not found in the datasets directory {datasets_dir}",
                      expected=f"{name} in {datasets_dir} (put it there, or point HW3_DATASETS or the job's "
-                              f"--datasets at the directory holding it; ensure_mnist() downloads it when online)")
+                              f"--datasets at the directory holding it; `hw3-submit datasets fetch mnist`, i.e. "
+                              f"ensure_mnist(), downloads it when online)")
     return path
 
 
@@ -173,9 +204,7 @@ def mnist_full_train(datasets_dir) -> tuple[np.ndarray, np.ndarray]:
     """
     path = _mnist_file(datasets_dir, MNIST_TRAIN_FILE)
     x, y = load_course_mnist(path)
-    if x.shape[0] != N_TRAIN + N_VAL:
-        raise _error(path, f"holds {x.shape[0]} rows", key="xdata",
-                     expected=f"exactly {N_TRAIN + N_VAL} rows ({N_TRAIN} training + {N_VAL} validation)")
+    _check_train_rows(path, x.shape[0])
     return x, y
 
 
