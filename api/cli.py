@@ -1,7 +1,7 @@
 """`hw3-submit`: submit the homework's training jobs and read them back.
 
-Every reading command takes --json. Exit codes: 0 success, 1 a failed or cancelled job or an error,
-2 bad usage (unknown option, malformed value).
+Every reading command takes --json. Exit codes: 0 success, 1 a failed, cancelled or interrupted job or an error,
+2 bad usage (unknown option, malformed value), 130 Ctrl-C on --wait or `wait`.
 """
 from __future__ import annotations
 
@@ -14,17 +14,21 @@ from pathlib import Path
 
 import click
 
-from api import client
+from api import client, display
 from shared.entities import JobStatus
 from shared.settings import available_cores, get_settings
 from shared.store import StoreError
-from api.display import ProgressPrinter, _merged, _view, progress_lines  # noqa: F401  (used by tests too)
+from api.display import ProgressPrinter, _view, progress_lines  # noqa: F401  (used by tests too)
 from worker import kinds
 from worker.kinds.base import Option
+from api.datasets_cli import DOWNLOAD_HELP, datasets_group, fetch_for_job
 
 FAILED_EXIT = 1
-DATASETS_HELP = ("folder holding the input files, as the workers see it (an absolute path; default: the worker's "
-                 "HW3_DATASETS)")
+NOT_RECORDED = "the workers' HW3_DATASETS (sent to an external broker without --datasets)"
+DATASETS_HELP = ("the folder holding the input files, as the workers see it; a relative path is taken from the "
+                 "current folder. Its files are checked before the job is created: always in the embedded mode, with "
+                 "an external broker only if the folder exists here (the workers may see another one)  [default: "
+                 "HW3_DATASETS]")
 
 
 def _fail(message: str, code: int = FAILED_EXIT):
@@ -51,48 +55,104 @@ def _echo_json(obj) -> None:
 
 
 def _finish(statuses: list[JobStatus], as_json: bool) -> None:
-    statuses = [_view(s) for s in statuses]
     if as_json:
-        _echo_json(statuses[0] if len(statuses) == 1 else statuses)
+        views = [_view(s) for s in statuses]
+        _echo_json(views[0] if len(views) == 1 else views)
     else:
-        for status in statuses:
-            click.echo(f"job {status['job_id']} ({status['kind']}) {status['state']}")
-            if status["error"]:
-                click.echo(f"error: {status['error']}")
-            result = status.get("result") or {}
-            for key in ("test_accuracy", "val_accuracy"):
-                if isinstance(result.get(key), float):
-                    click.echo(f"{key.replace('_', ' ')}: {result[key]:.4f}")
-    sys.exit(0 if all(s["state"] == "succeeded" for s in statuses) else FAILED_EXIT)
+        display.end_of_job(statuses)
+        interrupted = [s.job_id for s in statuses if s.state == "interrupted"]
+        if interrupted:
+            click.echo(f"continue with: {_resume_command(interrupted)}")
+    sys.exit(0 if all(s.state == "succeeded" for s in statuses) else FAILED_EXIT)
+
+
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+
+
+def _resume_command(job_ids: list[str]) -> str:
+    return f"hw3-submit resume {' '.join(job_ids)} --wait"
+
+
+def _interrupted(job_ids: list[str], store, as_json: bool) -> None:
+    """Ctrl-C on --wait in the embedded mode, the local workers already gone: the jobs are interrupted and
+    their messages removed from the embedded broker; says how to continue them, exits 130."""
+    with client.sigint_held(reraise=False):  # a second Ctrl-C must not leave the jobs half-marked
+        marked = client.interrupt(job_ids, store)
+        statuses = [store.job_status(j) for j in job_ids]
+    if as_json:
+        views = [_view(s) for s in statuses]
+        _echo_json(views[0] if len(views) == 1 else views)
+    if not statuses:
+        click.echo("interrupted before any job was submitted", err=True)
+    for st in statuses:
+        kept = sum(r.state == "interrupted" for r in st.runs)
+        if st.job_id in marked:
+            what = f"interrupted: local workers stopped, {kept} unfinished run(s) kept with their rows and checkpoints"
+        else:
+            what = f"had already ended ({st.state}); local workers stopped"
+        click.echo(f"job {st.job_id} ({st.kind}) {what}", err=True)
+    resumable = [s.job_id for s in statuses if s.state == "interrupted"]
+    if resumable:
+        click.echo(f"continue with: {_resume_command(resumable)}", err=True)
+    sys.exit(INTERRUPTED_EXIT)
+
+
+def _detached(job_ids: list[str], store, as_json: bool) -> None:
+    """Ctrl-C on --wait (or `wait`) with an external broker: the jobs go on on the workers; says how to follow
+    them again, exits 130."""
+    statuses = [store.job_status(j) for j in job_ids]
+    if as_json:
+        views = [_view(s) for s in statuses]
+        _echo_json(views[0] if len(views) == 1 else views)
+    going = [s.job_id for s in statuses if not s.finished]
+    for st in statuses:
+        going_on = "" if st.finished else ": it keeps running on the workers"
+        click.echo(f"job {st.job_id} ({st.kind}) {st.state}{going_on}", err=True)
+    if going:
+        ids = " ".join(going)
+        click.echo(f"detached; follow again with: hw3-submit wait {ids}   (stop with: hw3-submit cancel JOB)",
+                   err=True)
+    sys.exit(INTERRUPTED_EXIT)
 
 
 def _wait_all(job_ids: list[str], store, as_json: bool, worker=None) -> list[JobStatus]:
-    printer = None if as_json else ProgressPrinter()
-    show = printer and (lambda statuses: printer(_view(statuses[0]) if len(statuses) == 1
-                                                 else _merged([_view(s) for s in statuses])))
-    return client.wait_for(job_ids, store, show, worker=worker)
+    if as_json:
+        return client.wait_for(job_ids, store, None, worker=worker)
+    with ProgressPrinter() as printer:  # the live display ends (cursor back) however the wait ends
+        return client.wait_for(job_ids, store, printer, worker=worker)
 
 
 def _submit_and_maybe_wait(submits, wait: bool, workers: int | None, as_json: bool) -> None:
     """Submit one or more jobs (`submits`: functions of the store returning a job id); with --wait, follow
     them to the end. In the embedded mode, --wait runs local workers for the duration of the command.
     Without --json the job ids go to stdout, one per line; with --json stdout gets exactly one JSON document
-    (the jobs as submitted, or as they ended with --wait) and everything else goes to stderr."""
+    (the jobs as submitted, or as they ended with --wait) and everything else goes to stderr. Ctrl-C on --wait
+    exits 130: in the embedded mode it stops the local workers and interrupts the jobs (`resume` continues
+    them); with an external broker it only detaches (`wait` follows them again)."""
     settings = get_settings()
     store = client.get_store(settings)
+    job_ids: list[str] = []
 
     def submit_all() -> list[str]:
-        job_ids = [submit(store) for submit in submits]
-        click.echo("\n".join(job_ids), err=as_json)
+        with client.sigint_held():  # Ctrl-C takes effect once every job is created, sent and listed
+            job_ids.extend(submit(store) for submit in submits)
+            click.echo("\n".join(job_ids), err=as_json)
         return job_ids
 
     if wait and settings.embedded:
-        with client.local_workers(workers, settings) as proc:
-            statuses = _wait_all(submit_all(), store, as_json, worker=proc)
+        try:
+            with client.local_workers(workers, settings) as proc:
+                statuses = _wait_all(submit_all(), store, as_json, worker=proc)
+        except KeyboardInterrupt:  # local_workers has killed its whole process group
+            _interrupted(job_ids, store, as_json)
         _finish(statuses, as_json)
-    job_ids = submit_all()
+    submit_all()
     if wait:
-        _finish(_wait_all(job_ids, store, as_json), as_json)
+        try:
+            statuses = _wait_all(job_ids, store, as_json)
+        except KeyboardInterrupt:  # the workers are not ours: the jobs go on
+            _detached(job_ids, store, as_json)
+        _finish(statuses, as_json)
     if as_json:
         views = [_view(store.job_status(j)) for j in job_ids]
         _echo_json(views[0] if len(views) == 1 else views)
@@ -118,9 +178,12 @@ def main() -> None:
 
 
 def _click_option(opt: Option):
-    """A kind's Option as a click option; its default is stated in the help."""
+    """A kind's Option as a click option (or argument); its default is stated in the help."""
     flag = "--" + opt.name.replace("_", "-")
     help_text = opt.help + (f"  [default: {opt.default}]" if opt.default is not None else "")
+    if opt.argument:
+        return click.argument(opt.name, nargs=-1 if opt.many else 1, required=True,
+                              type=click.Path(path_type=Path) if opt.path else opt.type)
     if opt.flag:
         return click.option(flag, opt.name, is_flag=True, default=None, help=help_text)
     if opt.csv:
@@ -153,22 +216,37 @@ def _plan_or_fail(kind: str, params: dict):
 
 def _kind_command(kind) -> click.Command:
     """`hw3-submit KIND [options]`, derived from the kind's options."""
-    def command(datasets, wait, workers, as_json, **options):
+    def command(datasets, wait, workers, as_json, download=False, **options):
         params = {**options, "datasets": datasets}
+        if download:
+            fetch_for_job(kind.downloads, datasets)
         job_plan = _plan_or_fail(kind.name, params)
         _submit_and_maybe_wait([lambda store: client.submit(kind.name, params, store, job_plan=job_plan)],
                                wait, workers, as_json)
 
     command = _common_options(command)
+    if kind.downloads:
+        command = click.option("--download", is_flag=True, help=DOWNLOAD_HELP)(command)
     for opt in reversed(kind.options):
         command = _click_option(opt)(command)
     where = (f"\n\nResults go to {get_settings().artifacts_dir}/JOB/ (HW3_DATA/artifacts): report.md, figures "
              "and weights; `hw3-submit status JOB`, `report JOB` and `fetch JOB --dest DIR` read them back.")
-    return click.command(kind.name, help=kind.help + where)(command)
+    return click.command((kind.command or (kind.name,))[-1], help=kind.help + where)(command)
+
+
+def _add_kind_command(kind) -> None:
+    """Register `hw3-submit WORD... ` for the kind: its `command` words, nested groups made as needed."""
+    *groups, last = kind.command or (kind.name,)
+    parent = main
+    for word in groups:
+        if word not in parent.commands:
+            parent.add_command(click.Group(word, help=kind.group_help or f"The {word} jobs."), word)
+        parent = parent.commands[word]
+    parent.add_command(_kind_command(kind), last)
 
 
 for _kind in kinds.all_kinds().values():
-    main.add_command(_kind_command(_kind))
+    _add_kind_command(_kind)
 
 
 @main.command("all")
@@ -176,10 +254,13 @@ for _kind in kinds.all_kinds().values():
               help="epochs of every job (a quick run of the whole homework)  [default: each job's own]")
 @click.option("--train-size", type=int, help="the sweep's training images (its first N of 50,000)  [default: 50000]")
 @click.option("--synthetic", is_flag=True, help="human-machine on a generated set instead of the course file")
+@click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
 @_common_options
-def all_jobs(epochs, train_size, synthetic, datasets, wait, workers, as_json):
+def all_jobs(epochs, train_size, synthetic, download, datasets, wait, workers, as_json):
     """Submit every homework problem at once, with their defaults; `status` shows them side by side."""
     homework = [k for k in kinds.all_kinds().values() if k.problem is not None]
+    if download:
+        fetch_for_job(list(dict.fromkeys(name for k in homework for name in k.downloads)), datasets)
     given = {"epochs": epochs, "train_size": train_size, "synthetic": synthetic or None}
     params = {k.name: {"datasets": datasets, **{o.name: given[o.name] for o in k.options
                                                  if o.name in given and given[o.name] is not None}}
@@ -220,31 +301,24 @@ def _status_or_fail(store, job_id: str) -> JobStatus:
 @click.argument("job_id", required=False, callback=_job_id)
 @click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
 def status(job_id, as_json):
-    """State, per-run progress, best validation accuracy and ETA of a job (all recent jobs without JOB)."""
+    """State, per-run progress and ETA of a job, and what it found once it has ended (all recent jobs without
+    JOB)."""
     store = client.get_store(readonly=True)
     if job_id is None:
-        statuses = [_view(store.job_status(j.job_id)) for j in store.list_jobs(limit=10)]
+        statuses = [store.job_status(j.job_id) for j in store.list_jobs(limit=10)]
         if as_json:
-            _echo_json(statuses)
+            _echo_json([_view(st) for st in statuses])
         else:
-            for st in statuses:
-                click.echo("\n".join(progress_lines(st)))
+            width = display.stdout_width()
+            click.echo("\n\n".join("\n".join(display.status_lines(st, width)) for st in statuses))
         return
-    st = _view(_status_or_fail(store, job_id))
+    st = _status_or_fail(store, job_id)
     if as_json:
-        _echo_json(st)
+        _echo_json(_view(st))
     else:
-        click.echo("\n".join(progress_lines(st)))
-        if st["best_val_accuracy"] is not None:
-            click.echo(f"best validation accuracy so far: {st['best_val_accuracy']:.4f}")
-        if st["error"]:
-            click.echo(f"error: {st['error']}")
-        for r in st["runs"]:
-            if r["error"]:
-                click.echo(f"run {r['name']} failed: {r['error']}")
-        if st["result"]:
-            click.echo("result: " + json.dumps(st["result"], default=str))
-    sys.exit(FAILED_EXIT if st["state"] in ("failed", "cancelled") else 0)
+        click.echo("\n".join(display.status_lines(st, display.stdout_width())))
+        click.echo(f"  inputs: {st.params.get('datasets') or NOT_RECORDED}")
+    sys.exit(FAILED_EXIT if st.state in ("failed", "cancelled", "interrupted") else 0)
 
 
 @main.command("list")
@@ -276,9 +350,10 @@ def metrics(job_id, run, fmt, as_json):
     store = client.get_store(readonly=True)
     job_id = _resolve(store, job_id)
     try:
-        rows = [r.to_dict() for r in store.epochs(job_id, run)]
+        entries = store.epochs(job_id, run)
     except (StoreError, LookupError) as exc:
         _fail(str(exc).strip("'\""))
+    rows = [r.to_dict() for r in entries]
     if as_json or fmt == "json":
         _echo_json(rows)
     elif fmt == "csv":
@@ -288,13 +363,7 @@ def metrics(job_id, run, fmt, as_json):
         writer.writerows(rows)
         click.echo(buf.getvalue(), nl=False)
     else:
-        click.echo(f"{'run':<22}{'epoch':>6}{'lr':>10}{'train_loss':>12}{'train_acc':>11}"
-                   f"{'val_loss':>10}{'val_acc':>9}{'sec':>7}")
-        fmtf = lambda v, spec: format(v, spec) if v is not None else "-"
-        for r in rows:
-            click.echo(f"{r['run']:<22}{r['epoch']:>6}{fmtf(r['lr'], '10.5g')}{fmtf(r['train_loss'], '12.4f')}"
-                       f"{fmtf(r['train_accuracy'], '11.4f')}{fmtf(r['val_loss'], '10.4f')}"
-                       f"{fmtf(r['val_accuracy'], '9.4f')}{fmtf(r['seconds'], '7.2f')}")
+        click.echo("\n".join(display.metrics_table(entries)))
 
 
 @main.command()
@@ -372,6 +441,54 @@ def cancel(job_id):
     click.echo(f"job {job_id}: cancel requested (state {state})")
 
 
+def _job_id_list(ctx, param, values: tuple[str, ...]) -> list[str]:
+    return [_job_id(ctx, param, v) for v in values]
+
+
+WORKER_HINT = "; start one with `hw3-submit worker`"
+
+
+@main.command()
+@click.argument("job_ids", nargs=-1, required=True, metavar="JOB...", callback=_job_id_list)
+@click.option("--wait", is_flag=True, help="show progress and exit when the jobs end (in the embedded mode, with "
+              "local workers, as a job command's --wait)")
+@click.option("--workers", type=click.IntRange(1, 256),
+              help="local worker processes for the embedded mode  [default: one per core]")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def resume(job_ids, wait, workers, as_json):
+    """Continue interrupted, failed or cancelled jobs. Runs that succeeded are kept; the others are queued again
+    with their epoch rows. A sweep run continues from the checkpoint written after its last epoch, with the
+    same numbers as if it had never stopped; Keras runs (confusion, regularization, human-machine) start again
+    from scratch."""
+    store = client.get_store()
+    ids = list(dict.fromkeys(_resolve(store, j) for j in job_ids))
+    try:
+        for job_id in ids:  # before anything is reopened or started
+            store.check_resumable(job_id)
+        _submit_and_maybe_wait([lambda st, j=j: client.resume(j, st) for j in ids], wait, workers, as_json)
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+@main.command("wait")
+@click.argument("job_ids", nargs=-1, required=True, metavar="JOB...", callback=_job_id_list)
+@click.option("--json", "as_json", is_flag=True, help="print the final status as one JSON document")
+def wait_jobs(job_ids, as_json):
+    """Follow jobs' progress until they end, e.g. after Ctrl-C detached a --wait (Ctrl-C here detaches too: the
+    jobs go on). Starts no worker. Exit 0 when every job succeeded, 1 when one failed, was cancelled or was
+    interrupted."""
+    store = client.get_store(readonly=True)
+    ids = list(dict.fromkeys(_resolve(store, j) for j in job_ids))
+    for st in (store.job_status(j) for j in ids):
+        if st.waiting_for:
+            click.echo(f"job {st.job_id}: {st.waiting_for}{WORKER_HINT}", err=True)
+    try:
+        statuses = _wait_all(ids, store, as_json)
+    except KeyboardInterrupt:
+        _detached(ids, store, as_json)
+    _finish(statuses, as_json)
+
+
 @main.command()
 @click.option("--concurrency", "-c", type=click.IntRange(1, 256), help="parallel tasks  [default: one per core]")
 @click.option("--loglevel", default="INFO", show_default=True, help="Celery log level (DEBUG, INFO, WARNING, ...)")
@@ -396,6 +513,8 @@ def upgrade():
     store = client.get_store()
     click.echo(f"database at revision {store.schema_revision()}")
 
+
+main.add_command(datasets_group)
 
 if __name__ == "__main__":
     main()

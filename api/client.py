@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,10 +78,23 @@ def dispatch(task: str, calls: list[list]) -> None:
 
 
 def plan(kind: str, params: dict):
-    """Validate a job's parameters through its kind (ValueError naming what is wrong); nothing is created."""
+    """Validate a job's parameters through its kind, then check the input files it will read (ValueError naming
+    what is wrong; shared.datasets.DatasetError is one); nothing is created.
+
+    The folder is params' `datasets` (a relative path is taken from the current folder), else HW3_DATASETS. In
+    the embedded mode the workers are this machine's: the folder is always checked, and recorded with the job
+    when not given. With an external broker the workers may see another folder: it is checked only if it exists
+    here, and without --datasets the job is left to the workers' HW3_DATASETS."""
     from worker import kinds
 
-    return kinds.get(kind).plan(params)
+    settings = get_settings()
+    job_kind = kinds.get(kind)
+    if settings.embedded and params.get("datasets") is None:
+        params = {**params, "datasets": str(settings.datasets_dir)}
+    job_plan = job_kind.plan(params)
+    if settings.embedded or settings.job_datasets_dir(job_plan.params).exists():
+        job_kind.check_inputs(job_plan.params, settings)
+    return job_plan
 
 
 def submit(kind: str, params: dict, store: Store | None = None, *, job_plan=None) -> str:
@@ -89,15 +103,126 @@ def submit(kind: str, params: dict, store: Store | None = None, *, job_plan=None
     (default: the worker's HW3_DATASETS). `job_plan`: the kind's plan of these params, when already made."""
     from worker.app import TRAIN_TASK
 
+    from shared.artifacts import job_dir
+    from worker import kinds
+
     store = store or get_store()
     job_plan = job_plan or plan(kind, params)
     job_id = store.create_job(kind, job_plan.params, [r.as_row() for r in job_plan.runs])
+    try:
+        kinds.get(kind).stage(job_id, job_plan, job_dir(get_settings(), job_id))
+    except Exception as exc:  # e.g. the volume is full: the job fails with the reason, nothing is queued
+        store.abandon_job(job_id, f"staging the job's files: {type(exc).__name__}: {exc}")
+        raise
     try:
         dispatch(TRAIN_TASK, [[run.run_id] for run in store.runs(job_id)])
     except BrokerUnavailable as exc:  # the job is failed with the reason, never left queued
         store.abandon_job(job_id, str(exc))
         raise
     return job_id
+
+
+def resume(job_id: str, store: Store | None = None) -> str:
+    """Continue an interrupted, failed or cancelled job (`Store.reopen_job`): its unfinished runs are queued
+    again and continue from their checkpoints, or its finalize step is dispatched when no parallel run is left
+    to train. Returns the job id. JobNotResumable when there is nothing to resume; if the broker cannot be
+    reached the job is marked interrupted again (BrokerUnavailable), to be resumed later."""
+    from worker.app import FINALIZE_TASK, TRAIN_TASK
+
+    store = store or get_store()
+    run_ids = store.reopen_job(job_id)
+    try:
+        if run_ids:
+            dispatch(TRAIN_TASK, [[run_id] for run_id in run_ids])
+        if store.claim_finalize(job_id):
+            dispatch(FINALIZE_TASK, [[job_id]])
+    except BrokerUnavailable:
+        store.interrupt_job(job_id)
+        raise
+    return job_id
+
+
+def interrupt(job_ids: list[str], store: Store, settings: Settings | None = None) -> list[str]:
+    """Ctrl-C in the embedded mode, once the local workers are gone: mark the jobs interrupted and delete
+    their messages from the embedded broker. Returns the jobs that were marked (not those already ended)."""
+    settings = settings or get_settings()
+    marked = [j for j in job_ids if store.interrupt_job(j)]
+    purge_embedded(job_ids, store, settings)
+    _remove_partial_files(job_ids, settings)
+    return marked
+
+
+def _remove_partial_files(job_ids: list[str], settings: Settings) -> None:
+    """A process killed while writing a checkpoint leaves its temporary file (`checkpoint.npz.tmp-PID`, see
+    worker/engine/model.py): nobody will finish it, and it must not be published with the job's artifacts."""
+    from shared.artifacts import job_dir
+
+    for job_id in job_ids:
+        for path in job_dir(settings, job_id).glob("runs/*/*.tmp-*"):
+            path.unlink(missing_ok=True)
+
+
+def purge_embedded(job_ids: list[str], store: Store, settings: Settings | None = None) -> int:
+    """Delete every message of these jobs from the embedded broker, queued or delivered, so that no later
+    command's workers pick them up; other jobs' messages stay (two embedded commands may share the broker file).
+    Kombu's SQLAlchemy transport keeps each message as a row of its message table (delivered ones too, marked
+    invisible), with the Celery task name in its headers and the task's arguments in its base64 body: a train
+    task names a run id, a finalize task a job id. Returns how many were deleted."""
+    from worker.app import FINALIZE_TASK, TRAIN_TASK, make_app
+
+    settings = settings or get_settings()
+    if not settings.embedded:
+        raise ValueError("only the embedded broker's messages can be purged by job")
+    ours = {(TRAIN_TASK, r.run_id) for j in job_ids for r in store.runs(j)} | {(FINALIZE_TASK, j) for j in job_ids}
+    app = make_app(settings)
+    try:
+        with app.connection_for_write() as conn:
+            channel = conn.default_channel  # a kombu.transport.sqlalchemy Channel: its session and model
+            message = channel.message_cls
+            doomed = [m.id for m in channel.session.query(message.id, message.payload)
+                      if _task_and_first_arg(m.payload) in ours]
+            if doomed:
+                channel.session.query(message).filter(message.id.in_(doomed)).delete(synchronize_session=False)
+            channel.session.commit()
+            return len(doomed)
+    finally:
+        app.close()
+
+
+def _task_and_first_arg(payload: str) -> tuple[str, object] | None:
+    """(task name, first positional argument) of a Celery message stored by Kombu's virtual transport."""
+    import base64
+    import json
+
+    try:
+        message = json.loads(payload)
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]  # Celery's message protocol 2: [args, kwargs, embed]
+        return message["headers"]["task"], args[0] if args else None
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+@contextmanager
+def sigint_held(reraise: bool = True) -> Iterator[None]:
+    """Ctrl-C inside the block does not cut it short: with `reraise`, it takes effect (KeyboardInterrupt) as
+    the block ends; otherwise it is ignored. For steps that must not stop half-way: submitting a job (created
+    and sent), stopping after an interrupt. Only in the main thread (elsewhere, the block runs unchanged)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(1))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed and reraise:
+        raise KeyboardInterrupt
 
 
 def worker_command(concurrency: int, name: str, loglevel: str = "WARNING") -> list[str]:
@@ -115,20 +240,39 @@ def worker_env(concurrency: int) -> dict[str, str]:
 
 @contextmanager
 def local_workers(concurrency: int | None = None, settings: Settings | None = None) -> Iterator[subprocess.Popen]:
-    """Start a worker process group for the duration of a command (the embedded default), stop it after."""
+    """Start a worker process group for the duration of a command (the embedded default), stop it after: a warm
+    shutdown when the block ends, or the whole group killed at once on Ctrl-C (KeyboardInterrupt, re-raised
+    once every process of the group is gone; the runs it was training continue from their last checkpoint
+    when resumed)."""
     settings = settings or get_settings()
     concurrency = concurrency or available_cores()
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_dir / f"worker-{os.getpid()}.log", "ab")
-    proc = subprocess.Popen(worker_command(concurrency, f"local-{os.getpid()}@%h"), env=worker_env(concurrency),
+    name = f"local-{os.getpid()}@{socket.gethostname()}"  # what Celery's %h would give
+    proc = subprocess.Popen(worker_command(concurrency, name), env=worker_env(concurrency),
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                             preexec_fn=_stop_with_parent)
     try:
         yield proc
+    except KeyboardInterrupt:
+        with sigint_held(reraise=False):
+            stop_process_group(proc, timeout=0)
+            _forget_worker(name, settings)
+        raise
     finally:
-        stop_process_group(proc)
+        stop_process_group(proc)  # nothing left to do after a Ctrl-C: the group is gone
         log.close()
+
+
+def _forget_worker(name: str, settings: Settings) -> None:
+    """A killed worker cannot say it stopped: say it for it, so that `status` does not count it alive."""
+    try:
+        store = get_store(settings)
+        store.worker_stopped(name)
+        store.dispose()
+    except Exception:  # only a status nicety; the lease ends its "alive" anyway
+        pass
 
 
 def _stop_with_parent() -> None:
@@ -143,23 +287,62 @@ def _stop_with_parent() -> None:
 
 
 def stop_process_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    """Warm shutdown (SIGTERM to the Celery main process: running tasks finish, the rest stay queued);
-    past `timeout`, the whole group is killed."""
-    if proc.poll() is not None:
-        return
+    """Stop the process group `proc` leads (started with start_new_session) and return once every process of
+    it is gone. timeout > 0: a warm shutdown first (SIGTERM to the Celery main process: running tasks finish,
+    the rest stay queued), the group killed past `timeout` or if anything outlived its leader; timeout 0: the
+    whole group killed at once."""
+    if timeout > 0 and proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        except ProcessLookupError:
+            pass
+    _kill_group(proc.pid)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while group_members(proc.pid) and time.monotonic() < deadline:  # pool processes die after their leader
+        _kill_group(proc.pid)
+        time.sleep(0.02)
+
+
+def _kill_group(pgid: int) -> None:
     try:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
         pass
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes (zombies excluded: a reaped-later orphan is gone for every purpose) of process group
+    `pgid`, from /proc; where there is no /proc, whether a signal can still reach the group."""
+    if not os.path.isdir("/proc/self"):
+        try:
+            os.killpg(pgid, 0)
+            return [pgid]
+        except (ProcessLookupError, PermissionError):
+            return []
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(entry))
+    return members
 
 
 def wait_for(job_ids: list[str], store: Store, on_update: Callable[[list[JobStatus]], None] | None = None,
              interval: float = 0.5, worker: subprocess.Popen | None = None) -> list[JobStatus]:
-    """Poll the jobs until all have ended; `on_update` sees their statuses. Raises if the local worker died."""
+    """Poll the jobs until all have ended (succeeded, failed, cancelled or interrupted); `on_update` sees their
+    statuses. Raises if the local worker died. Ctrl-C raises KeyboardInterrupt: the caller decides what it
+    means (embedded mode: interrupt the jobs; an external broker: detach, the jobs go on)."""
     while True:
         statuses = [store.job_status(j) for j in job_ids]
         if on_update:

@@ -7,7 +7,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+# "interrupted": stopped by Ctrl-C on an embedded-mode --wait; like failed and cancelled, only an explicit
+# `hw3-submit resume` (Store.reopen_job) takes a job out of it
+FINISHED = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
+RESUMABLE = frozenset({"failed", "cancelled", "interrupted"})
 
 
 class _Dict:
@@ -66,6 +69,10 @@ class JobStatus(_Dict):
     eta_seconds: float | None
     runs: list[RunStatus] = field(default_factory=list)
     lost_runs: list[str] = field(default_factory=list)
+    workers_alive: int = 0  # workers (of any job) whose main process reported within the lease
+    # why an unfinished job makes no progress, instead of an ETA: "waiting for a worker" (none has ever
+    # reported) or "no worker alive since <time>"; None while a worker is alive or once the job has ended
+    waiting_for: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -1,4 +1,4 @@
-"""SQLAlchemy models: jobs, their runs, one row per (run, epoch), and the artifacts a job wrote.
+"""SQLAlchemy models: jobs, their runs, one row per (run, epoch), the artifacts a job wrote, and the workers.
 
 Only `shared.store` issues queries against these; schema changes are Alembic migrations in
 `shared/migrations/versions/`.
@@ -94,3 +94,14 @@ class Artifact(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Worker(Base):
+    """A worker node as its main process last reported (every heartbeat interval): alive while `last_seen` is
+    within the lease and it has not said it stopped."""
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)  # the Celery node name, e.g. worker@host
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -336,16 +336,11 @@ def human_machine_section(result: Mapping[str, Any], *, level: int = 2,
     files = result.get("files", {})
     runs = result["runs"]
     best = result["best_run"]
-    goal = result.get("goal")
     out = [_h(level, title), *_stopped_note(result), ""]
-    verdict = ""
-    if goal is not None:
-        verdict = " — meets" if result.get("goal_met") else " — below"
-        verdict += f" the {_pct(goal, 0)} goal"
     out.append(f"Network Dense(20, ReLU) → Dense(1, sigmoid), binary cross-entropy, batch 16; each run "
                f"keeps its best epoch by validation accuracy.")
     out += ["", f"**Best run: `{best}`, validation accuracy {_pct(result['val_accuracy'])}** "
-                f"(epoch {result.get('best_epoch')}){verdict}. Model: "
+                f"(epoch {result.get('best_epoch')}). Model: "
                 f"[{result.get('model_path', 'model.hdf5')}]({result.get('model_path', 'model.hdf5')}) "
                 f"(Keras HDF5; `tf.keras.models.load_model`).", ""]
     if result.get("missing_runs"):

@@ -36,6 +36,7 @@ class Settings:
     max_attempts: int = 3
     blas_threads: int = 1
     extra_kinds: tuple[str, ...] = ()
+    data_dir_given: bool = False  # HW3_DATA was set (not the default folder)
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -107,6 +108,7 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
         max_attempts=_number(env, "HW3_MAX_ATTEMPTS", int, 3, 1),
         blas_threads=_number(env, "HW3_BLAS_THREADS", int, 1, 1),
         extra_kinds=tuple(m.strip() for m in env.get("HW3_KINDS", "").split(",") if m.strip()),
+        data_dir_given=bool(env.get("HW3_DATA")),
     )
 
 

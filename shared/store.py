@@ -22,9 +22,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.entities import (FINISHED, ArtifactInfo, EpochRow, JobStatus, JobSummary, LostRun, RunInfo,
-                             RunStatus)
-from shared.models import Artifact, Epoch, Job, Run, utcnow
+from shared.entities import (FINISHED, RESUMABLE, ArtifactInfo, EpochRow, JobStatus, JobSummary, LostRun,
+                             RunInfo, RunStatus)
+from shared.models import Artifact, Epoch, Job, Run, Worker, utcnow
 from shared.serialize import to_jsonable
 from shared.settings import masked_url
 
@@ -53,6 +53,10 @@ class AmbiguousJobId(StoreError, LookupError):
 
 class JobEnded(StoreError):
     """The job has already ended."""
+
+
+class JobNotResumable(StoreError):
+    """`reopen_job` of a job that succeeded or has not ended: there is nothing to resume."""
 
 
 class RunBusy(StoreError):
@@ -342,6 +346,51 @@ class Store:
                     run.state, run.finished_at = "cancelled", now
             job.state, job.error, job.finished_at = "failed", error, now
 
+    @_retry_locked
+    def interrupt_job(self, job_id: str) -> bool:
+        """Ctrl-C on an embedded-mode --wait, once its workers are stopped: the runs that had not ended, and the
+        job, become "interrupted" (a final state); rows stay, and so do the checkpoints on disk. False (nothing
+        written) when the job had already ended. `reopen_job` continues it."""
+        with self._write() as s:
+            job = self._job(s, job_id)
+            if job.state in FINISHED:
+                return False
+            now = utcnow()
+            for run in job.runs:
+                if run.state not in FINISHED:
+                    run.state, run.finished_at, run.pid = "interrupted", now, None
+            job.state, job.finished_at = "interrupted", now
+            job.finalize_worker = job.finalize_pid = None
+            return True
+
+    @_retry_locked
+    def reopen_job(self, job_id: str) -> list[int]:
+        """The explicit resume, the only way out of a final state: an interrupted, failed or cancelled job goes
+        back to queued (running if it had started), its error, result, cancel flag and finalize claim cleared.
+        Runs that succeeded are kept; the others go back to queued with their rows (they continue from their
+        checkpoint). Once a job's final run exists (the sweep's retrain), the choice it was made from is
+        settled: only the final run is reopened, and it is resumed by the finalize step. Returns the ids of the
+        parallel runs to dispatch; the caller then dispatches the finalize step if `claim_finalize` says so
+        (no parallel run left to train). JobNotResumable for a job that succeeded or has not ended."""
+        with self._write() as s:
+            job = self._job(s, job_id)
+            _check_resumable(job_id, job.state)
+            finals = [r for r in job.runs if r.role != "run"]
+            reopened = [r for r in (finals or job.runs) if r.state != "succeeded"]
+            for run in reopened:
+                run.state, run.error, run.result, run.finished_at = "queued", None, None, None
+                run.worker = run.pid = run.heartbeat_at = None
+                run.attempts = 0  # HW3_MAX_ATTEMPTS counts the lost attempts of this resume afresh
+            job.state = "running" if job.started_at else "queued"
+            job.error = job.result = job.finished_at = None
+            job.cancel_requested = job.finalize_claimed = False
+            job.finalize_worker = job.finalize_pid = job.finalize_heartbeat_at = None
+            return [r.id for r in reopened if r.role == "run"]
+
+    def check_resumable(self, job_id: str) -> None:
+        """JobNotResumable unless `reopen_job` would reopen the job now (checked before workers are started)."""
+        _check_resumable(job_id, self.job_state(job_id))
+
     def cancel_requested(self, job_id: str) -> bool:
         with self._read() as s:
             return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
@@ -556,6 +605,48 @@ class Store:
             return s.scalar(select(func.count()).select_from(Run)
                             .where(Run.state == "running", Run.worker == worker)) or 0
 
+    # -- workers --------------------------------------------------------------------------------------------
+    @_retry_locked
+    def worker_seen(self, name: str) -> None:
+        """A worker's main process reports that it is alive (every heartbeat interval)."""
+        now = utcnow()
+        with self._write() as s:
+            worker = s.get(Worker, name, with_for_update=True)
+            if worker is None:
+                s.add(Worker(name=name, started_at=now, last_seen=now, stopped_at=None))
+            else:
+                if worker.stopped_at is not None:  # the same node name started again
+                    worker.started_at = now
+                worker.last_seen, worker.stopped_at = now, None
+
+    @_retry_locked
+    def worker_stopped(self, name: str) -> None:
+        """A worker stopped (or was stopped): it no longer counts as alive, without waiting for the lease."""
+        with self._write() as s:
+            s.execute(update(Worker).where(Worker.name == name, Worker.stopped_at.is_(None))
+                      .values(stopped_at=utcnow()))
+
+    def workers_alive(self) -> list[str]:
+        """Names of the workers whose main process reported within the lease and has not stopped."""
+        with self._read() as s:
+            return list(s.scalars(self._alive_workers(utcnow()).order_by(Worker.name)))
+
+    def _alive_workers(self, now: datetime):
+        return select(Worker.name).where(Worker.stopped_at.is_(None),
+                                         Worker.last_seen > now - timedelta(seconds=self.lease_seconds))
+
+    def _waiting_for(self, s: Session, now: datetime) -> tuple[int, str | None]:
+        """(how many workers are alive, why a job that no run's lease shows at work makes no progress when
+        none is)."""
+        alive = len(s.scalars(self._alive_workers(now)).all())
+        if alive:
+            return alive, None
+        gone = s.scalar(select(func.max(func.coalesce(Worker.stopped_at, Worker.last_seen))))
+        if gone is None:
+            return 0, "waiting for a worker"
+        since = gone if isinstance(gone, datetime) else datetime.fromisoformat(str(gone))
+        return 0, f"no worker alive since {_iso(since)}"
+
     def runs(self, job_id: str) -> list[RunInfo]:
         with self._read() as s:
             return [self._run_info(r) for r in self._job(s, job_id).runs]
@@ -647,12 +738,18 @@ class Store:
                     lost=r.state == "running" and silent is not None and silent > self.lease_seconds,
                 ))
             vals = [v for v in best.values() if v is not None]
+            alive, waiting_for = self._waiting_for(s, now)
+            # a fresh lease (a run's heartbeat, the finalize step's) is a worker at work, reported or not
+            working = (any(r.state == "running" and not r.lost for r in runs)
+                       or (job.finalize_worker is not None and self._fresh(job.finalize_heartbeat_at, now)))
+            waiting_for = None if job.state in FINISHED or working else waiting_for
             return JobStatus(
                 job_id=job.id, kind=job.kind, state=job.state, error=job.error, params=dict(job.params),
                 result=job.result, cancel_requested=job.cancel_requested, created_at=_iso(job.created_at),
                 started_at=_iso(job.started_at), finished_at=_iso(job.finished_at),
-                best_val_accuracy=max(vals) if vals else None, eta_seconds=_eta(job.state, runs), runs=runs,
-                lost_runs=[r.name for r in runs if r.lost])
+                best_val_accuracy=max(vals) if vals else None,
+                eta_seconds=None if waiting_for else _eta(job.state, runs), runs=runs,
+                lost_runs=[r.name for r in runs if r.lost], workers_alive=alive, waiting_for=waiting_for)
 
     def list_jobs(self, limit: int = 20) -> list[JobSummary]:
         with self._read() as s:
@@ -665,6 +762,13 @@ class Store:
                                       finished_at=_iso(j.finished_at), runs=len(j.runs), epochs_done=done,
                                       epochs_total=total, error=j.error, result=j.result))
             return out
+
+
+def _check_resumable(job_id: str, state: str) -> None:
+    if state not in RESUMABLE:
+        hint = "" if state in FINISHED else f"; follow it with `hw3-submit wait {job_id}`"
+        raise JobNotResumable(f"job {job_id} is {state}: only an interrupted, failed or cancelled job can be "
+                              f"resumed{hint}")
 
 
 def _check_final(state: str) -> None:

@@ -121,9 +121,9 @@ def test_the_sweeps_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
 
 
-def test_a_relative_datasets_folder_is_refused():
-    with pytest.raises(ConfigError, match="relative path"):
-        plan_sweep({"datasets": "data/datasets"})
+def test_a_relative_datasets_folder_is_taken_from_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert plan_sweep({"datasets": "data/../datasets"}).params["datasets"] == str(tmp_path / "datasets")
 
 
 def test_an_absolute_datasets_folder_is_stored_normalised():
@@ -196,14 +196,16 @@ class NoProblem(JobKind):
 
 
 def test_all_kinds_lists_the_homework_in_problem_order(registry):
-    assert list(registry.all_kinds()) == HOMEWORK
-    assert [k.problem for k in registry.all_kinds().values()] == [1, 2, 3, 4]
+    listed = list(registry.all_kinds().values())
+    assert [k.name for k in listed[:4]] == HOMEWORK and [k.problem for k in listed[:4]] == [1, 2, 3, 4]
+    assert all(k.problem is None for k in listed[4:])  # e.g. grading, which answers no problem
 
 
 def test_kinds_without_a_problem_come_after_the_homework(registry):
     # registered first, listed last
     registry._registry = {"aaa-extra": NoProblem(), **registry._registry}
-    assert list(registry.all_kinds()) == [*HOMEWORK, "aaa-extra"]
+    listed = list(registry.all_kinds())
+    assert listed[:4] == HOMEWORK and "aaa-extra" in listed[4:]
 
 
 def test_get_returns_the_registered_kind():
@@ -231,7 +233,8 @@ def test_register_returns_the_kind_and_get_finds_it(registry):
 
 def test_a_kind_module_named_in_hw3_kinds_is_loaded(registry, monkeypatch):
     monkeypatch.setenv("HW3_KINDS", "tests.toykind")
-    assert list(registry.all_kinds()) == [*HOMEWORK, "toy"]
+    listed = list(registry.all_kinds())
+    assert listed[:4] == HOMEWORK and "toy" in listed[4:]
     assert "tests.toykind" in registry._loaded
 
 
@@ -309,9 +312,9 @@ def test_keras_plans_store_an_absolute_datasets_folder(kind):
 
 
 @pytest.mark.parametrize("kind", KERAS_KINDS, ids=lambda k: k.name)
-def test_keras_plans_refuse_a_relative_datasets_folder(kind):
-    with pytest.raises(ValueError, match="relative path"):
-        kind.plan({"datasets": "datasets"})
+def test_keras_plans_take_a_relative_datasets_folder_from_the_current_folder(kind, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert kind.plan({"datasets": "datasets"}).params["datasets"] == str(tmp_path / "datasets")
 
 
 def test_confusion_has_no_data_option():
@@ -531,10 +534,11 @@ def test_the_human_machine_report_with_a_failed_run():
     result = {"runs": {"adam-l2": {"val_accuracy": 0.63, "optimizer": "adam", "regularization": "l2",
                                    "learning_rate": 0.001},
                        "sgd-none": {"val_accuracy": 0.55}},
-              "best_run": "adam-l2", "val_accuracy": 0.63, "best_epoch": 17, "goal": 0.61, "goal_met": True,
+              "best_run": "adam-l2", "val_accuracy": 0.63, "best_epoch": 17,
               "weight_matrix": [[0.1, -0.2], [0.3, 0.4]], "failed_runs": {"rmsprop-dropout": "worker lost"}}
     text = HUMAN_MACHINE.report(job_status("human-machine", result=result), [])
     assert text.startswith(f"# Problem 4 — human-typed or machine-generated? (job `{JOB_ID}`)\n")
-    assert "**Best run: `adam-l2`, validation accuracy 63.00%** (epoch 17) — meets the 61% goal." in text
+    assert "**Best run: `adam-l2`, validation accuracy 63.00%** (epoch 17). Model:" in text
+    assert "goal" not in text
     assert "| **adam-l2** | adam | l2 | 0.001 |" in text and "| sgd-none |" in text
     assert text.endswith("\n## Failed runs\n\n- rmsprop-dropout: worker lost\n")

@@ -78,6 +78,11 @@ def _finalize(ctx: JobContext) -> None:
     store.finish_job(job.job_id, state, result=result, error=error)
 
 
+def _partial(path: Path) -> bool:
+    """A file still being written, or left half-written by a killed process (`x.tmp`, `x.npz.tmp-PID`)."""
+    return path.suffix == ".tmp" or ".tmp-" in path.name
+
+
 def write_outputs(store: Store, settings: Settings, job_id: str, state: str, result: dict | None,
                   error: str | None) -> tuple[str, str | None]:
     """Draw the figures and write report.md as the job will end, and record every file of the job folder as
@@ -92,7 +97,7 @@ def write_outputs(store: Store, settings: Settings, job_id: str, state: str, res
         kind = kinds.get(status.kind)
         (base / "report.md").write_text(kind.report(ending, store.epochs(job_id)))
         publish(store, settings, job_id, [p for p in base.rglob("*") if p.is_file() and not p.is_symlink()
-                                          and p.suffix != ".tmp" and p.name not in NOT_PUBLISHED])
+                                          and not _partial(p) and p.name not in NOT_PUBLISHED])
     except Exception as exc:  # the job must still end, with the reason
         log.exception("writing the figures and report of job %s failed", job_id)
         reason = f"writing plots and report: {type(exc).__name__}: {exc}"

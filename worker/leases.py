@@ -7,11 +7,14 @@
   (they resume from their last epoch checkpoint) or, past HW3_MAX_ATTEMPTS, fail; a finalize step whose worker
   died is dispatched again. An attempt that lost its lease finds out at its next epoch boundary: the store
   refuses its row (LeaseLost), and it stops without writing anything more.
+- The same loop reports the worker alive (the `workers` table), so that `status` can tell a job that waits for
+  a worker from one that is training.
 """
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -93,29 +96,47 @@ def requeue_lost_runs(st: Store, max_attempts: int, send: Callable[[str, list], 
 
 
 _stop = threading.Event()
+_thread: threading.Thread | None = None
 
 
-def _check_loop() -> None:
+def _check_loop(name: str) -> None:
     from worker.app import make_app
 
     settings = get_settings()
     st = Store(settings.database_url, lease_seconds=settings.lease_seconds, migrate=False)
     sender = make_app(settings)
     try:
-        while not _stop.wait(settings.heartbeat_seconds):
+        while True:
+            try:
+                st.worker_seen(name)
+            except Exception:  # the database is down for a moment: report again at the next beat
+                log.warning("reporting worker %s alive failed", name, exc_info=True)
+            if _stop.wait(settings.heartbeat_seconds):
+                break
             try:
                 requeue_lost_runs(st, settings.max_attempts, lambda task, args: sender.send_task(task, args=args))
             except Exception:  # the database or broker is down for a moment: check again later
                 log.warning("lost-run check failed", exc_info=True)
+        st.worker_stopped(name)
+    except Exception:
+        log.warning("recording that worker %s stopped failed", name, exc_info=True)
     finally:
         sender.close()
         st.dispose()
 
 
-def start_lost_run_check() -> None:
-    """In a worker's main process: look for stale leases every heartbeat interval until `stop_lost_run_check`."""
-    threading.Thread(target=_check_loop, name="hw3-lost-run-check", daemon=True).start()
+def start_lost_run_check(name: str | None = None) -> None:
+    """In a worker's main process: report the worker alive (`name`: its node name) and look for stale leases,
+    every heartbeat interval until `stop_lost_run_check`."""
+    global _thread
+    name = name or f"pid{os.getpid()}@{socket.gethostname()}"
+    _stop.clear()
+    _thread = threading.Thread(target=_check_loop, args=(name,), name="hw3-lost-run-check", daemon=True)
+    _thread.start()
 
 
-def stop_lost_run_check() -> None:
+def stop_lost_run_check(timeout: float = 5.0) -> None:
+    """Stop the loop; it records that the worker stopped (waited for up to `timeout` seconds)."""
     _stop.set()
+    if _thread is not None:
+        _thread.join(timeout)

@@ -77,8 +77,8 @@ def _warm_up(**_) -> None:
 
 
 @worker_ready.connect
-def _start_lost_run_check(**_) -> None:
-    leases.start_lost_run_check()
+def _start_lost_run_check(sender=None, **_) -> None:
+    leases.start_lost_run_check(getattr(sender, "hostname", None))  # sender: the worker's consumer
 
 
 @worker_shutdown.connect

@@ -22,6 +22,8 @@ import pytest
 from conftest import _free_port, hw3
 from shared.store import Store
 
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]  # real workers killed, Redis restarted, jobs via the CLI
+
 EPOCHS = 6
 # batch 50 on 10,000 images: ~0.5 s per epoch for a run, a few seconds per epoch of the 60,000-image retrain
 SWEEP = ["sweep", "--epochs", str(EPOCHS), "--train-size", "10000", "--batch-size", "50", "--activations", "relu"]
@@ -50,10 +52,10 @@ def _rows(env, job_id) -> dict[tuple[str, int], tuple[int, str]]:
 
 
 def _exactly_one_row_per_epoch(env, status) -> None:
-    rows = json.loads(hw3("metrics", status["job_id"], "--format", "json", env=env, check=True).stdout)
+    rows = json.loads(hw3("metrics", status.job_id, "--format", "json", env=env, check=True).stdout)
     keys = [(r["run"], r["epoch"]) for r in rows]
     assert len(keys) == len(set(keys)), "duplicated rows"
-    assert sorted(keys) == sorted((r["name"], e) for r in status["runs"] for e in range(1, EPOCHS + 1))
+    assert sorted(keys) == sorted((r.name, e) for r in status.runs for e in range(1, EPOCHS + 1))
 
 
 def _kept_rows(before: dict, after: dict) -> int:
@@ -85,14 +87,14 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_resumes(hw3_env, redis_
     name = "relu-lr0.04" if phase == "run" else "final"
 
     def progressed():  # K epochs recorded and at least one checkpoint written (atomically) to resume from
-        runs = {r["name"]: r for r in store.job_status(job_id)["runs"]}
-        return name in runs and runs[name]["epochs_done"] >= kill_after and _checkpoint(env, job_id, name).exists()
+        runs = {r.name: r for r in store.job_status(job_id).runs}
+        return name in runs and runs[name].epochs_done >= kill_after and _checkpoint(env, job_id, name).exists()
 
     _poll(progressed, timeout=600, what=f"{kill_after} epochs of {name}")
     first.stop(signal.SIGKILL)
     before = _rows(env, job_id)
-    killed = {r["name"]: r for r in store.job_status(job_id)["runs"]}[name]
-    assert killed["state"] == "running" and killed["epochs_done"] < EPOCHS, "the kill came too late"
+    killed = {r.name: r for r in store.job_status(job_id).runs}[name]
+    assert killed.state == "running" and killed.epochs_done < EPOCHS, "the kill came too late"
     resume_from = _checkpoint_epoch(_checkpoint(env, job_id, name))
 
     # no worker left: the status says so once the lease has run out
@@ -102,11 +104,11 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_resumes(hw3_env, redis_
     assert "worker presumed lost" in hw3("status", job_id, env=env).stdout
 
     second = start_worker(env, concurrency=1, name="second")
-    status = _poll(lambda: (s := store.job_status(job_id))["state"] not in ("queued", "running") and s,
+    status = _poll(lambda: (s := store.job_status(job_id)).state not in ("queued", "running") and s,
                    timeout=900, interval=0.5, what="the job to end")
-    assert status["state"] == "succeeded", (status, second.log()[-3000:])
-    run = {r["name"]: r for r in status["runs"]}[name]
-    assert run["attempts"] == 2 and run["worker"].startswith("second@")
+    assert status.state == "succeeded", (status, second.log()[-3000:])
+    run = {r.name: r for r in status.runs}[name]
+    assert run.attempts == 2 and run.worker.startswith("second@")
     _exactly_one_row_per_epoch(env, status)
     after = _rows(env, job_id)
     _kept_rows(before, after)
@@ -122,15 +124,15 @@ def test_a_killed_pool_process_is_redelivered_at_once(hw3_env, redis_server, sta
     store = _store(env)
     worker = start_worker(env, concurrency=1, name="pool")
     job_id = hw3(*SWEEP, "--lrs", "0.04", env=env, check=True).stdout.strip()
-    run = _poll(lambda: (r := store.job_status(job_id)["runs"][0])["epochs_done"] >= 2 and r,
+    run = _poll(lambda: (r := store.job_status(job_id).runs[0]).epochs_done >= 2 and r,
                 what="2 epochs")
-    pid = store.run_info(run["run_id"])["pid"]
+    pid = store.run_info(run.run_id).pid
     os.kill(pid, signal.SIGKILL)
     before = _rows(env, job_id)
-    status = _poll(lambda: (s := store.job_status(job_id))["state"] not in ("queued", "running") and s,
+    status = _poll(lambda: (s := store.job_status(job_id)).state not in ("queued", "running") and s,
                    timeout=900, interval=0.5, what="the job to end")
-    assert status["state"] == "succeeded", (status, worker.log()[-3000:])
-    assert status["runs"][0]["attempts"] == 2 and store.run_info(run["run_id"])["pid"] != pid
+    assert status.state == "succeeded", (status, worker.log()[-3000:])
+    assert status.runs[0].attempts == 2 and store.run_info(run.run_id).pid != pid
     _exactly_one_row_per_epoch(env, status)
     assert _kept_rows(before, _rows(env, job_id)) >= 1
     assert worker.proc.poll() is None
@@ -164,16 +166,16 @@ def test_redis_restarted_mid_run(hw3_env, start_worker, tmp_path):
     worker = start_worker(env, concurrency=1, name="reconnect")
     try:
         job_id = hw3(*SWEEP, "--lrs", "0.02,0.04", env=env, check=True).stdout.strip()
-        _poll(lambda: any(r["epochs_done"] >= 2 for r in store.job_status(job_id)["runs"]), what="2 epochs")
+        _poll(lambda: any(r.epochs_done >= 2 for r in store.job_status(job_id).runs), what="2 epochs")
         redis.terminate()  # a clean shutdown: Redis writes its append-only file and exits
         redis.wait(10)
         before = _rows(env, job_id)
         assert json.loads(hw3("status", job_id, "--json", env=env).stdout)["state"] == "running"
         time.sleep(3)
         redis = _start_redis(port, directory)
-        status = _poll(lambda: (s := store.job_status(job_id))["state"] not in ("queued", "running") and s,
+        status = _poll(lambda: (s := store.job_status(job_id)).state not in ("queued", "running") and s,
                        timeout=900, interval=0.5, what="the job to end")
-        assert status["state"] == "succeeded", (status, worker.log()[-3000:])
+        assert status.state == "succeeded", (status, worker.log()[-3000:])
         _exactly_one_row_per_epoch(env, status)
         assert _kept_rows(before, _rows(env, job_id)) == len(before)  # nothing re-done, nothing lost
         assert worker.proc.poll() is None

@@ -7,7 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, hw3
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]  # whole Keras jobs through the CLI and a worker
 
 
 def _wait(env, job_ids, timeout=600) -> list[dict]:
@@ -21,7 +25,8 @@ def _wait(env, job_ids, timeout=600) -> list[dict]:
 
 
 def test_the_cli_and_the_worker_parent_never_import_tensorflow():
-    code = ("import sys, api.cli, worker.tasks, worker.keras_jobs; "
+    code = ("import sys, api.cli, worker.tasks, worker.kinds.confusion, worker.kinds.regularization, "
+            "worker.kinds.human_machine; "
             "sys.exit(1 if any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 

@@ -1,5 +1,5 @@
 """Run leases on both backends: one live attempt per run, takeover from dead or silent workers, a cap on
-attempts, lost runs visible in the status, and the 0001 → 0002 migration keeping existing data."""
+attempts, lost runs visible in the status, and migrating a 0001 database to the head keeping existing data."""
 from __future__ import annotations
 
 import subprocess
@@ -11,7 +11,9 @@ from alembic import command
 from alembic.config import Config
 
 from shared.store import MIGRATIONS_DIR, RunBusy, Store
-from worker.tasks import requeue_lost_runs
+from worker.leases import requeue_lost_runs
+
+pytestmark = pytest.mark.integration  # a real PostgreSQL server
 
 RUNS = [{"name": n, "config": {}, "epochs_total": 5} for n in ("a", "b")]
 LEASE = 0.4
@@ -25,7 +27,7 @@ def store(db_url) -> Store:
 
 
 def _ids(store, job_id):
-    return [r["run_id"] for r in store.runs(job_id)]
+    return [r.run_id for r in store.runs(job_id)]
 
 
 def _dead_pid() -> int:
@@ -37,10 +39,10 @@ def _dead_pid() -> int:
 def test_a_second_delivery_of_a_held_run_is_refused(store):
     job = store.create_job("sweep", {}, RUNS)
     a, _ = _ids(store, job)
-    assert store.start_run(a, "w1@h", pid=111)["attempts"] == 1
+    assert store.start_run(a, "w1@h", pid=111).attempts == 1
     with pytest.raises(RunBusy, match=r"held by w1@h \(pid 111\)"):
         store.start_run(a, "w2@h", pid=222)
-    assert store.start_run(a, "w1@h", pid=111)["attempts"] == 2  # the holder itself may restart it
+    assert store.start_run(a, "w1@h", pid=111).attempts == 2  # the holder itself may restart it
     assert store.heartbeat(a, "w1@h", pid=111) and not store.heartbeat(a, "w2@h", pid=222)
 
 
@@ -50,7 +52,7 @@ def test_a_dead_process_of_the_same_worker_is_taken_over_at_once(store):
     a, _ = _ids(store, job)
     store.start_run(a, "w1@h", pid=_dead_pid())
     run = store.start_run(a, "w1@h", pid=333)
-    assert (run["state"], run["pid"], run["attempts"]) == ("running", 333, 2)
+    assert (run.state, run.pid, run.attempts) == ("running", 333, 2)
 
 
 def test_silent_runs_are_queued_again_then_failed_after_max_attempts(store):
@@ -62,21 +64,21 @@ def test_silent_runs_are_queued_again_then_failed_after_max_attempts(store):
     time.sleep(LEASE + 0.2)
     store.heartbeat(b, "w1@h", pid=1)  # b's worker is alive
     status = store.job_status(job)
-    assert status["lost_runs"] == ["a"] and status["runs"][0]["lost"] and not status["runs"][1]["lost"]
-    assert status["runs"][0]["heartbeat_age_s"] >= LEASE
+    assert status.lost_runs == ["a"] and status.runs[0].lost and not status.runs[1].lost
+    assert status.runs[0].heartbeat_age_s >= LEASE
 
     changed = store.requeue_stale(max_attempts=2)
-    assert changed == [{"run_id": a, "job_id": job, "kind": "sweep", "role": "run", "state": "queued",
-                        "worker": "w1@h", "job_ended": False}]
+    assert [c.to_dict() for c in changed] == [{"run_id": a, "job_id": job, "kind": "sweep", "role": "run",
+                                               "state": "queued", "worker": "w1@h", "job_ended": False}]
     assert store.requeue_stale(max_attempts=2) == []  # taken once
-    assert store.start_run(a, "w2@h", pid=2)["attempts"] == 2
+    assert store.start_run(a, "w2@h", pid=2).attempts == 2
     time.sleep(LEASE + 0.2)
     store.heartbeat(b, "w1@h", pid=1)
     [failed] = store.requeue_stale(max_attempts=2)
-    assert failed["state"] == "failed"
+    assert failed.state == "failed"
     info = store.run_info(a)
-    assert info["state"] == "failed" and info["error"].startswith("WorkerLost: its worker w2@h (pid 2) went silent")
-    assert "attempt 2 of 2" in info["error"]
+    assert info.state == "failed" and info.error.startswith("WorkerLost: its worker w2@h (pid 2) went silent")
+    assert "attempt 2 of 2" in info.error
 
 
 def test_requeue_lost_runs_dispatches_the_right_task(store):
@@ -91,7 +93,7 @@ def test_requeue_lost_runs_dispatches_the_right_task(store):
     time.sleep(LEASE + 0.2)
     sent = []
     requeue_lost_runs(store, 3, lambda task, args: sent.append((task, args)))
-    assert sorted(sent) == sorted([("hw3.sweep.train_run", [a]), ("hw3.keras.train_run", [k])])
+    assert sorted(sent) == sorted([("hw3.train_run", [a]), ("hw3.train_run", [k])])
 
     # the final retrain is resumed by re-running the finalize task of its job
     store.start_run(a, "w@h", pid=1)
@@ -100,7 +102,7 @@ def test_requeue_lost_runs_dispatches_the_right_task(store):
     time.sleep(LEASE + 0.2)
     sent.clear()
     requeue_lost_runs(store, 3, lambda task, args: sent.append((task, args)))
-    assert sent == [("hw3.sweep.finalize", [sweep])]
+    assert sent == [("hw3.finalize", [sweep])]
 
 
 def test_a_stale_run_of_an_ended_job_is_closed_and_nothing_is_sent(store):
@@ -115,9 +117,9 @@ def test_a_stale_run_of_an_ended_job_is_closed_and_nothing_is_sent(store):
     time.sleep(LEASE + 0.2)
     sent = []
     [c] = requeue_lost_runs(store, 3, lambda task, args: sent.append((task, args)))
-    assert c["job_ended"] and sent == []
+    assert c.job_ended and sent == []
     info = store.run_info(final)
-    assert info["state"] == "failed" and info["error"] == "WorkerLost: its job had ended (failed)"
+    assert info.state == "failed" and info.error == "WorkerLost: its job had ended (failed)"
 
 
 def test_a_run_failed_for_good_lets_its_job_finish(store):
@@ -127,8 +129,8 @@ def test_a_run_failed_for_good_lets_its_job_finish(store):
     time.sleep(LEASE + 0.2)
     sent = []
     requeue_lost_runs(store, 1, lambda task, args: sent.append((task, args)))
-    assert sent == [("hw3.keras.finalize", [job])]
-    assert store.run_info(a)["state"] == "failed"
+    assert sent == [("hw3.finalize", [job])]
+    assert store.run_info(a).state == "failed"
 
 
 def test_cancelled_jobs_are_not_requeued(store):
@@ -138,7 +140,7 @@ def test_cancelled_jobs_are_not_requeued(store):
     store.request_cancel(job)
     time.sleep(LEASE + 0.2)
     [c] = store.requeue_stale()
-    assert c["state"] == "cancelled" and store.run_info(a)["state"] == "cancelled"
+    assert c.state == "cancelled" and store.run_info(a).state == "cancelled"
 
 
 def test_migrating_a_0001_database_keeps_its_jobs(db_url):
@@ -156,8 +158,8 @@ def test_migrating_a_0001_database_keeps_its_jobs(db_url):
                              "'2026-01-01 00:00:00')")
     old.dispose()
     store = Store(conn_url)
-    assert store.schema_revision() == "0002"
-    assert store.job_status("0123456789ab")["state"] == "queued"
+    assert store.schema_revision() == "0004"
+    assert store.job_status("0123456789ab").state == "queued"
     store.dispose()
 
 
@@ -167,5 +169,5 @@ def test_non_finite_results_are_stored_as_null_on_every_backend(store):
     store.start_run(a, "w@h", pid=1)
     store.finish_run(a, "failed", result={"val_loss": float("nan"), "curve": [1.0, float("inf")]}, error="x")
     store.finish_job(job, "failed", result={"test_loss": float("-inf")})
-    assert store.run_info(a)["result"] == {"val_loss": None, "curve": [1.0, None]}
-    assert store.job_status(job)["result"] == {"test_loss": None}
+    assert store.run_info(a).result == {"val_loss": None, "curve": [1.0, None]}
+    assert store.job_status(job).result == {"test_loss": None}

@@ -18,6 +18,8 @@ import pytest
 from conftest import REPO, _free_port, hw3
 from shared.store import Store
 
+pytestmark = pytest.mark.integration  # real redis-servers and a real Celery worker
+
 QUICK = ["--epochs", "1", "--train-size", "1000", "--activations", "relu", "--lrs", "0.04", "--batch-size", "100"]
 PNG = b"\x89PNG\r\n\x1a\n"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -68,7 +70,7 @@ def test_a_pickled_message_is_refused_and_the_worker_goes_on(hw3_env, redis_serv
     sender = Celery("untrusted", broker=redis_server)  # a client that is willing to send pickle
     sender.conf.update(task_serializer="pickle", accept_content=["pickle", "json"])
     try:
-        sender.send_task("hw3.sweep.train_run", args=[_TouchOnUnpickle(marker)], queue="hw3", serializer="pickle")
+        sender.send_task("hw3.train_run", args=[_TouchOnUnpickle(marker)], queue="hw3", serializer="pickle")
     finally:
         sender.close()
 
@@ -103,7 +105,7 @@ def _sweep_with_rows(store: Store) -> str:
     """A sweep job with one run and two epoch rows, enough for `plot` (no training needed)."""
     job = store.create_job("sweep", {"decay_epochs": [1]},
                            [{"name": "relu-lr0.04", "config": {"activation": "relu", "lr": 0.04}, "epochs_total": 2}])
-    run_id = store.runs(job)[0]["run_id"]
+    run_id = store.runs(job)[0].run_id
     for epoch, acc in ((1, 0.91), (2, 0.95)):
         store.record_epoch(run_id, {"epoch": epoch, "lr": 0.04, "train_loss": 0.3, "train_accuracy": acc,
                                     "val_loss": 0.3, "val_accuracy": acc, "seconds": 1.0})
@@ -260,6 +262,7 @@ def test_a_wrong_password_fails_at_once_with_the_password_masked(hw3_env, redis_
     port, password = redis_with_password
     wrong = secrets.token_hex(16)
     env = {**hw3_env, "CELERY_BROKER_URL": f"redis://:{wrong}@127.0.0.1:{port}/0"}
+    _store(env).dispose()  # an existing store: its creation would be announced on stderr besides the error
     started = time.monotonic()
     proc = hw3("sweep", *QUICK, env=env, timeout=120)
     elapsed = time.monotonic() - started

@@ -13,6 +13,8 @@ from alembic.script import ScriptDirectory
 from conftest import hw3
 from shared.store import MIGRATIONS_DIR, InvalidJobId, JobNotFound, Store
 
+pytestmark = pytest.mark.integration  # a real PostgreSQL server (and spawned writer processes)
+
 RUNS = [{"name": f"relu-lr{lr}", "config": {"lr": lr}, "epochs_total": 3} for lr in (0.1, 0.2)]
 
 
@@ -29,7 +31,7 @@ def store(db_url) -> Store:
 
 
 def test_migrations_create_the_schema_at_head(store):
-    assert store.schema_revision() == "0002"
+    assert store.schema_revision() == "0004"
     Store(store.url)  # applying again is a no-op
 
 
@@ -70,27 +72,27 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
 
 def test_recording_an_epoch_again_replaces_it(store):
     job = store.create_job("sweep", {}, RUNS)
-    run_id = store.runs(job)[0]["run_id"]
+    run_id = store.runs(job)[0].run_id
     store.record_epoch(run_id, row(1, 0.5))
     store.record_epoch(run_id, row(1, 0.7))
     store.record_epoch(run_id, row(2, 0.8))
     rows = store.epochs(job)
-    assert [(r["epoch"], r["val_accuracy"]) for r in rows] == [(1, 0.7), (2, 0.8)]
-    assert store.job_status(job)["runs"][0]["epochs_done"] == 2
+    assert [(r.epoch, r.val_accuracy) for r in rows] == [(1, 0.7), (2, 0.8)]
+    assert store.job_status(job).runs[0].epochs_done == 2
 
 
 def test_truncate_drops_rows_after_a_checkpoint(store):
     job = store.create_job("sweep", {}, RUNS)
-    run_id = store.runs(job)[0]["run_id"]
+    run_id = store.runs(job)[0].run_id
     for e in (1, 2, 3):
         store.record_epoch(run_id, row(e))
     store.truncate_epochs(run_id, 1)
-    assert [r["epoch"] for r in store.epochs(job)] == [1]
+    assert [r.epoch for r in store.epochs(job)] == [1]
 
 
 def test_finalize_is_claimed_once_and_only_after_every_run_ended(store):
     job = store.create_job("sweep", {}, RUNS)
-    a, b = (r["run_id"] for r in store.runs(job))
+    a, b = (r.run_id for r in store.runs(job))
     store.start_run(a, "w")
     store.finish_run(a, "succeeded")
     assert not store.claim_finalize(job)
@@ -101,11 +103,11 @@ def test_finalize_is_claimed_once_and_only_after_every_run_ended(store):
 
 def test_cancel_ends_queued_runs_and_flags_running_ones(store):
     job = store.create_job("sweep", {}, RUNS)
-    a, b = (r["run_id"] for r in store.runs(job))
+    a, b = (r.run_id for r in store.runs(job))
     store.start_run(a, "w")
     assert store.request_cancel(job) == "running"
     assert store.cancel_requested(job)
-    states = {r["run_id"]: r["state"] for r in store.runs(job)}
+    states = {r.run_id: r.state for r in store.runs(job)}
     assert states == {a: "running", b: "cancelled"}
     assert store.start_run(b, "w") is None  # a queued task for a cancelled run does nothing
 
@@ -120,15 +122,15 @@ def test_job_ids_are_validated_before_any_query(store):
 
 def test_status_reports_progress_best_accuracy_and_eta(store):
     job = store.create_job("sweep", {"x": 1}, RUNS)
-    a = store.runs(job)[0]["run_id"]
+    a = store.runs(job)[0].run_id
     store.start_run(a, "w")
     store.record_epoch(a, row(1, 0.6))
     store.record_epoch(a, row(2, 0.9))
     st = store.job_status(job)
-    assert st["state"] == "running" and st["best_val_accuracy"] == 0.9
-    run = st["runs"][0]
-    assert (run["epochs_done"], run["epochs_total"], run["last_val_accuracy"]) == (2, 3, 0.9)
-    assert st["eta_seconds"] == pytest.approx((1 + 3) * 0.5)
+    assert st.state == "running" and st.best_val_accuracy == 0.9
+    run = st.runs[0]
+    assert (run.epochs_done, run.epochs_total, run.last_val_accuracy) == (2, 3, 0.9)
+    assert st.eta_seconds == pytest.approx((1 + 3) * 0.5)
 
 
 def _writer(url: str, run_id: int, n: int, barrier, times) -> None:
@@ -147,7 +149,7 @@ def test_concurrent_writers_lose_nothing(db_url):
     job = store.create_job("sweep", {}, [{"name": f"r{i}", "config": {}, "epochs_total": 1000} for i in range(8)])
     ctx = mp.get_context("spawn")
     barrier, times = ctx.Barrier(8), ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(db_url, r["run_id"], 1000, barrier, times))
+    procs = [ctx.Process(target=_writer, args=(db_url, r.run_id, 1000, barrier, times))
              for r in store.runs(job)]
     for p in procs:
         p.start()
@@ -159,4 +161,4 @@ def test_concurrent_writers_lose_nothing(db_url):
     print(f"\n{store._writer.dialect.name}: 8 writers x 1000 rows in {wall:.2f} s = {8000 / wall:.0f} rows/s")
     rows = store.epochs(job)
     assert len(rows) == 8000
-    assert all(r["epochs_done"] == 1000 for r in store.job_status(job)["runs"])
+    assert all(r.epochs_done == 1000 for r in store.job_status(job).runs)

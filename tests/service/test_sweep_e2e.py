@@ -6,10 +6,14 @@ import time
 from pathlib import Path
 
 import h5py
+import numpy as np
+import pytest
 
 from conftest import hw3
 from shared.artifacts import sha256_of
 from shared.store import Store
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]  # whole jobs through the CLI and real workers
 
 QUICK = ["--epochs", "2", "--train-size", "5000"]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -47,17 +51,17 @@ def test_sweep_on_the_embedded_broker_needs_no_server(hw3_env, tmp_path):
     # artifacts are recorded with size and sha256, and fetch copies exactly those
     store = Store(f"sqlite:///{hw3_env['HW3_DATA']}/hw3.sqlite")
     arts = store.artifacts(status["job_id"])
-    assert {"report.md", "overview.png", "runs/final/weights.npz"} <= {a["path"] for a in arts}
+    assert {"report.md", "overview.png", "runs/final/weights.npz"} <= {a.path for a in arts}
     dest = tmp_path / "fetched"
     hw3("fetch", status["job_id"], "--dest", str(dest), env=hw3_env, check=True)
     for a in arts:
-        assert sha256_of(dest / a["path"]) == a["sha256"]
+        assert sha256_of(dest / a.path) == a.sha256
 
     # plot re-renders every figure from the database rows into any folder
     out = tmp_path / "plots"
     listed = json.loads(hw3("plot", status["job_id"], "--out", str(out), "--json", env=hw3_env, check=True).stdout)
     assert len(listed) == 8 and all(Path(p).read_bytes().startswith(PNG) for p in listed)
-    assert "revision 0002" in hw3("db", "upgrade", env=hw3_env, check=True).stdout
+    assert "revision 0004" in hw3("db", "upgrade", env=hw3_env, check=True).stdout
 
 
 def test_sweep_through_redis_and_a_separate_worker(hw3_env, redis_server, start_worker):
@@ -111,9 +115,11 @@ def test_a_bad_training_file_fails_the_job_with_the_loader_message(hw3_env, redi
     bad = tmp_path / "bad-datasets"
     bad.mkdir()
     (bad / "mnist_testdata.hdf5").symlink_to(Path(hw3_env["HW3_DATASETS"]) / "mnist_testdata.hdf5")
+    pixels = np.full((60000, 784), 0.5, np.float32)
+    pixels[7, 1] = 300  # the shapes are right, so the client's header check passes: only the loader sees this
     with h5py.File(bad / "mnist_traindata.hdf5", "w") as f:
-        f["xdata"] = [[0.5] * 783] * 60000
-        f["ydata"] = [0] * 60000
+        f["xdata"] = pixels
+        f["ydata"] = np.zeros(60000, np.uint8)
     env = {**hw3_env, "CELERY_BROKER_URL": redis_server, "HW3_DATASETS": str(bad)}
     worker = start_worker(env, concurrency=1)
     for _ in range(2):  # the worker keeps serving after a failed job
@@ -121,5 +127,6 @@ def test_a_bad_training_file_fails_the_job_with_the_loader_message(hw3_env, redi
         assert proc.returncode == 1
         status = json.loads(proc.stdout[proc.stdout.index("{"):])
         assert status["state"] == "failed"
-        assert "mnist_traindata.hdf5" in status["error"] and "xdata" in status["error"] and "784" in status["error"]
+        error = status["error"]
+        assert "mnist_traindata.hdf5" in error and "xdata" in error and "above 255" in error
     assert worker.proc.poll() is None

@@ -62,10 +62,9 @@ from worker.experiments.keras_common import (ExperimentResult, OnEpoch, ShouldSt
                                              make_optimizer, merge_params, rel, seed_everything,
                                              write_json)
 
-__all__ = ["DEFAULT_PARAMS", "GOAL", "REGULARIZATIONS", "run_names", "parse_run_name",
+__all__ = ["DEFAULT_PARAMS", "REGULARIZATIONS", "run_names", "parse_run_name",
            "split_data", "run_human_machine", "summarize_human_machine", "stratified_split"]
 
-GOAL = 0.61
 REGULARIZATIONS = ("none", "l2", "dropout")
 
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -268,7 +267,7 @@ def summarize_human_machine(out_dir: Path, results: Mapping[str, dict],
     the summary needs them (each run drew its own learning curve), so they may be partial.
     Only the best run's ``model.hdf5`` and ``weights.npz`` are read from disk. Ranking: validation
     accuracy, then lower validation loss, then grid order. Result keys: val_accuracy, best_run,
-    model_path ("model.hdf5"), best_epoch, goal, goal_met, runs {name: result}, ranking [names],
+    model_path ("model.hdf5"), best_epoch, runs {name: result}, ranking [names],
     missing_runs, weight_matrix (20×20, rows = input positions, columns = hidden units),
     weight_table (markdown), insight (:func:`shared.analysis.weight_insight` plus its
     ``sentences``), stopped_early, files (relative to out_dir).
@@ -322,7 +321,7 @@ def summarize_human_machine(out_dir: Path, results: Mapping[str, dict],
     artifacts.append(runs_csv)
     artifacts.append(plots.plot_run_comparison(
         ranking, [runs[n]["val_accuracy"] for n in ranking], out_dir / "runs_comparison.png",
-        highlight=best_name, reference=GOAL))
+        highlight=best_name))
 
     files = {
         "model": MODEL_FILE,
@@ -339,8 +338,6 @@ def summarize_human_machine(out_dir: Path, results: Mapping[str, dict],
         "best_run": best_name,
         "model_path": MODEL_FILE,
         "best_epoch": best.get("best_epoch"),
-        "goal": GOAL,
-        "goal_met": bool(best["val_accuracy"] >= GOAL),
         "runs": runs,
         "ranking": ranking,
         "missing_runs": missing,

@@ -9,11 +9,14 @@ names a kind.
 The life of a job, for every kind (worker/jobs.py runs it):
 
     hw3-submit KIND ...  ->  plan(params)              validated params + one RunSpec per parallel run
+                             check_inputs(...)         the input files' headers, where the client sees them
     a worker, per run    ->  train(RunContext)         epochs recorded through ctx.record_epoch as they end;
                                                        returns the run's result (a JSON-able dict)
     the last run to end  ->  finalize(JobContext)      the job's result, from the runs' results in the store
                              figures(job, rows, dir)   PNGs drawn from the epoch rows (also mid-run)
                              report(job, rows)         report.md
+    status, --wait's end ->  summary(job)              the headline result in sentences, for a person
+    progress totals      ->  pending_epochs(job)       epochs of runs not created yet (the sweep's retrain)
 """
 from __future__ import annotations
 
@@ -41,7 +44,8 @@ class Option:
     """A parameter of a kind, offered as `--NAME` on its CLI command (underscores become dashes).
 
     `type`: int, float or str; `csv`: a comma-separated list of `type`; `flag`: a switch; `path`: a file the
-    client resolves against its current folder. `default` is what the kind uses when the option is not given,
+    client resolves against its current folder; `argument`: a positional argument instead of `--NAME` (with
+    `many`, one or more of them, given to `plan` as a list). `default` is what the kind uses when the option is not given,
     shown in the help (None: not shown). `label`: what a `csv` list holds, for the CLI's error message (None:
     "integers", "numbers" or "names" by `type`)."""
     name: str
@@ -52,6 +56,8 @@ class Option:
     path: bool = False
     default: Any = None
     label: str | None = None
+    argument: bool = False
+    many: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,12 +150,17 @@ class JobContext:
 class JobKind:
     """The contract; subclasses set the attributes and implement the methods (see the module docstring)."""
 
-    name: str = ""           # the CLI command and the stored kind
+    name: str = ""           # the stored kind, and its CLI command unless `command` says otherwise
+    command: tuple[str, ...] = ()  # the CLI command's words, e.g. ("grade", "mnist"); default (name,)
+    group_help: str = ""     # the help of the group its first words make (when `command` has several)
     title: str = ""          # the report's heading
     help: str = ""           # the CLI command's help
     problem: int | None = None  # the homework problem it answers; such kinds make up `hw3-submit all`
     options: tuple[Option, ...] = ()
     result_keys: tuple[str, ...] = ()  # what `status --json` shows of the result (all of it is stored)
+    # which epoch's validation accuracy stands for a run: "final" (its last epoch) or "best" (the epoch it keeps)
+    kept_epoch: str = "final"
+    downloads: tuple[str, ...] = ()  # data sets its --download fetches first (`hw3-submit datasets fetch NAME`)
 
     def warm_up(self, settings: Settings) -> None:
         """Called in each worker pool process as it starts: read what every task of the kind reads (cached
@@ -159,6 +170,17 @@ class JobKind:
         """Validate `params` (the options given, None for those not given) before anything is created;
         raise ValueError with a message naming the parameter, the value and what is expected."""
         raise NotImplementedError
+
+    def check_inputs(self, params: dict, settings: Settings) -> None:
+        """Check the input files the job will read, cheaply (present, the right format, headers and shapes; no
+        data loaded), before it is created: raise shared.datasets.DatasetError (a ValueError) with one message
+        naming the folder and the files expected. `params`: the plan's params; the folder is
+        settings.job_datasets_dir(params). Called by the client where it sees that folder; the workers' loaders
+        check everything again. By default nothing is checked."""
+
+    def stage(self, job_id: str, job_plan: Plan, job_dir: Path) -> None:
+        """Called by the submitting client once the job exists and before its runs are queued: copy what the
+        workers must read from the job's folder on the shared volume (e.g. uploaded files). Default: nothing."""
 
     def train(self, ctx: RunContext) -> dict:
         """Train one run; call ctx.record_epoch(row) after every epoch (keys: epoch, lr, train_loss,
@@ -192,3 +214,14 @@ class JobKind:
         if result is None or not self.result_keys:
             return result
         return {k: result[k] for k in (*self.result_keys, "failed_runs") if k in result}
+
+    def summary(self, job: JobStatus) -> list[str]:
+        """The job's headline result for a person (the end of `--wait`, `status JOB`): short sentences, each
+        showing the number it rests on; [] while there is no result. Failed runs, the job's error, its folder
+        and the report command are added by the display."""
+        return []
+
+    def pending_epochs(self, job: JobStatus) -> int:
+        """Epochs the job will still add in runs that do not exist yet (the sweep's final retrain before it
+        starts), so that progress totals count every run of the job from the start."""
+        return 0

@@ -23,6 +23,10 @@ class Confusion(KerasKind):
     help = "Problem 2: a Keras MLP on Fashion-MNIST and its confusion-rate matrix."
     defaults = confusion.DEFAULT_PARAMS
     result_keys = ("test_accuracy", "test_loss", "most_confused_pair", "most_confused_for", "epochs_run")
+    downloads = ("fashion-mnist",)
+
+    def check_inputs(self, params: dict, settings) -> None:
+        datasets.require_fashion_mnist(settings.job_datasets_dir(params))
 
     def run_names(self, merged: dict) -> list[str]:
         return ["confusion"]
@@ -37,6 +41,18 @@ class Confusion(KerasKind):
 
     def section(self, result: dict) -> str:
         return reports.confusion_section(result)
+
+    def summary(self, job) -> list[str]:
+        result = job.result or {}
+        if "most_confused_pair" not in result:
+            return []
+        pair = result["most_confused_pair"]
+        a, b = pair["classes"]
+        epochs = result["epochs_run"]
+        return [f"test accuracy: {result['test_accuracy']:.2%} after {epochs} epoch{'s' if epochs != 1 else ''}",
+                f"most confused pair: {a} and {b} (rates summed: {pair['rate']:.2%})",
+                f"{a} taken for {b}: {pair['rate_ab']:.2%} of its test images",
+                f"{b} taken for {a}: {pair['rate_ba']:.2%} of its test images"]
 
 
 KIND = Confusion()

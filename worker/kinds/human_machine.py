@@ -32,7 +32,8 @@ class HumanMachine(KerasKind):
                "datasets folder)", path=True),
         Option("synthetic", "train on a generated human-like set instead of the course file", flag=True),
     )
-    result_keys = ("val_accuracy", "best_run", "model_path", "best_epoch", "goal", "goal_met", "ranking")
+    result_keys = ("val_accuracy", "best_run", "model_path", "best_epoch", "ranking")
+    kept_epoch = "best"  # each run keeps its epoch of best validation accuracy
 
     def run_names(self, merged: dict) -> list[str]:
         return human_machine.run_names(merged)
@@ -43,6 +44,10 @@ class HumanMachine(KerasKind):
         if params.get("synthetic"):
             return "synthetic"
         return str(Path(params["data"]).resolve()) if params.get("data") else None
+
+    def check_inputs(self, params: dict, settings) -> None:
+        if params.get("data") != "synthetic":  # params["data"]: the plan's source, a resolved path or None
+            datasets.require_human_machine(settings.job_datasets_dir(params), params.get("data"))
 
     def experiment(self, ctx) -> ExperimentResult:
         x, y = human_machine_data(ctx.job.params.get("data") or "",
@@ -56,6 +61,14 @@ class HumanMachine(KerasKind):
 
     def section(self, result: dict) -> str:
         return reports.human_machine_section(result)
+
+    def summary(self, job) -> list[str]:
+        result = job.result or {}
+        if "best_run" not in result:
+            return []
+        return [f"best run: {result['best_run']}, validation accuracy {result['val_accuracy']:.2%} at kept "
+                f"epoch {result['best_epoch']}",
+                f"its model: {result['model_path']} (in the artifacts folder)"]
 
 
 KIND = HumanMachine()

@@ -147,9 +147,13 @@ class Sweep(JobKind):
         Option("threads", "BLAS threads per run; part of the numerics (same value, same numbers)", int, default=1),
     )
     result_keys = ("chosen", "selection", "test_accuracy", "test_loss", "val_accuracy", "weights")
+    downloads = ("mnist",)
 
     def plan(self, params: dict) -> Plan:
         return plan_sweep(params)
+
+    def check_inputs(self, params: dict, settings) -> None:
+        datasets.require_mnist(settings.job_datasets_dir(params))
 
     def warm_up(self, settings) -> None:
         if (settings.datasets_dir / datasets.MNIST_TRAIN_FILE).is_file():
@@ -233,6 +237,24 @@ class Sweep(JobKind):
         from shared import reports
 
         return reports.sweep_report(job.to_dict(), [r.to_dict() for r in rows])
+
+    def summary(self, job: JobStatus) -> list[str]:
+        result = job.result or {}
+        if "chosen" not in result:
+            return []
+        chosen = result["chosen"]
+        ranked = [v for v in result["val_accuracy"].values() if v is not None]
+        return [f"chosen configuration: {chosen['activation']}, initial LR {chosen['lr']:g} (run {chosen['run']})",
+                f"its validation accuracy: {chosen['val_accuracy']:.2%} at the final epoch, best of {len(ranked)} "
+                f"run{'s' if len(ranked) != 1 else ''}",
+                f"its test accuracy: {result['test_accuracy']:.2%} after a retrain on all "
+                f"{datasets.N_TRAIN + datasets.N_VAL:,} images"]
+
+    def pending_epochs(self, job: JobStatus) -> int:
+        """The final retrain's epochs, until its run exists (it is created when the parallel runs have ended)."""
+        if job.finished or job.cancel_requested or job.run("final") is not None:
+            return 0
+        return int(job.params.get("epochs", _DEFAULTS.epochs))
 
 
 KIND = Sweep()
