@@ -70,7 +70,7 @@ INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report a command stopped by Ct
 
 
 def _resume_command(job_ids: list[str]) -> str:
-    return f"hw3-submit resume {' '.join(job_ids)} --wait"
+    return f"{display.program()} resume {' '.join(job_ids)} --wait"
 
 
 def _interrupted(job_ids: list[str], store, as_json: bool) -> None:
@@ -110,7 +110,8 @@ def _detached(job_ids: list[str], store, as_json: bool) -> None:
         click.echo(f"job {st.job_id} ({st.kind}) {st.state}{going_on}", err=True)
     if going:
         ids = " ".join(going)
-        click.echo(f"detached; follow again with: hw3-submit wait {ids}   (stop with: hw3-submit cancel JOB)",
+        click.echo(f"detached; follow again with: {display.program()} wait {ids}   (stop with: "
+                   f"{display.program()} cancel JOB)",
                    err=True)
     sys.exit(INTERRUPTED_EXIT)
 

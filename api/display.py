@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import shlex
 import sys
+from pathlib import Path
 from datetime import datetime
 from typing import Sequence
 
@@ -208,13 +209,30 @@ def progress_lines(status: JobStatus, width: int = PLAIN_WIDTH) -> list[str]:
 
 
 # -- the end of a job, and `status JOB` ------------------------------------------------------------------------
+def program() -> str:
+    """How to type this command again: `hw3-submit` when that is what the shell finds, else the path it was run
+    by (e.g. `.venv/bin/hw3-submit` right after `scripts/dev run`, before the virtual environment is activated)."""
+    import shutil
+
+    exe = Path(sys.argv[0])
+    if exe.name != "hw3-submit":  # python -m api.cli, or an unusual entry point
+        return "hw3-submit"
+    found = shutil.which("hw3-submit")
+    if found and Path(found).resolve() == exe.resolve():
+        return "hw3-submit"
+    try:
+        return str(exe.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe.resolve())
+
+
 def report_command(job_id: str) -> str:
     """`hw3-submit report JOB`, with the HW3_DATA this command was given (so that it finds the same job)."""
     from shared.settings import get_settings
 
     settings = get_settings()
     prefix = f"HW3_DATA={shlex.quote(str(settings.data_dir))} " if settings.data_dir_given else ""
-    return f"{prefix}hw3-submit report {job_id}"
+    return f"{prefix}{program()} report {job_id}"
 
 
 def result_lines(status: JobStatus) -> list[str]:
