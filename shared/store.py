@@ -1,46 +1,26 @@
-"""The store: the only module that issues database queries.
+"""The store: the only module that issues database queries (with its lease queries, shared/store_leases.py,
+on the engines and sessions of shared/db.py).
 
 Tasks and the CLI call its methods (`create_job`, `record_epoch`, `job_status`, ...), never raw sessions.
-SQLite runs in WAL mode with a busy timeout; write transactions begin IMMEDIATE so concurrent writers queue
-on the lock instead of failing with "database is locked" on a read-to-write upgrade.
 """
 from __future__ import annotations
 
-import fcntl
-import functools
-import os
-import re
 import secrets
-import time
-from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from sqlalchemy import create_engine, delete, event, exists, func, select, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.orm import Session
 
-from shared.entities import (FINISHED, RESUMABLE, ArtifactInfo, EpochRow, JobStatus, JobSummary, LostRun,
-                             RunInfo, RunStatus)
-from shared.models import Artifact, Epoch, Job, Run, Worker, utcnow
+from shared.db import (MIGRATIONS_DIR, Database, InvalidJobId, SchemaBehind, StoreError,  # noqa: F401 (re-exported)
+                       _aware, _iso, _retry_locked, normalise_url, validate_job_id, validate_job_id_prefix)
+from shared.entities import (FINISHED, RESUMABLE, ArtifactInfo, EpochRow, JobStatus, JobSummary, RunInfo,
+                             RunStatus)
+from shared.models import Artifact, Epoch, Job, Run, utcnow
 from shared.serialize import to_jsonable
 from shared.settings import masked_url
+from shared.store_leases import LeaseLost, LeaseQueries, RunBusy  # noqa: F401 (re-exported)
 
-JOB_ID_RE = re.compile(r"^[0-9a-f]{12}$")
-JOB_ID_PREFIX_RE = re.compile(r"^[0-9a-f]{1,12}$")
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-MIGRATION_LOCK_KEY = 0x687733  # PostgreSQL advisory lock id held while migrating ("hw3")
 EPOCH_FIELDS = ("lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
-
-
-class StoreError(Exception):
-    """Base class of the store's user-facing errors."""
-
-
-class InvalidJobId(StoreError, ValueError):
-    pass
 
 
 class JobNotFound(StoreError, LookupError):
@@ -59,211 +39,9 @@ class JobNotResumable(StoreError):
     """`reopen_job` of a job that succeeded or has not ended: there is nothing to resume."""
 
 
-class RunBusy(StoreError):
-    """The run (or a job's finalize step) is held by another live attempt (its lease is fresh): a duplicate
-    delivery does nothing."""
-
-
-class LeaseLost(StoreError):
-    """The caller no longer holds the run's lease (it went silent and another attempt took the run over): it
-    must stop, and write nothing more for the run."""
-
-
-class SchemaBehind(StoreError):
-    """The database's schema is older than this code's; read-only commands do not migrate it."""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def validate_job_id(job_id: str) -> str:
-    """Job ids are 12 lowercase hex digits; anything else is refused before it reaches a query or a path."""
-    if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
-        raise InvalidJobId(f"invalid job id {job_id!r}: expected 12 lowercase hex digits, e.g. 3f9c0a1b2d4e")
-    return job_id
-
-
-def validate_job_id_prefix(prefix: str) -> str:
-    """A job id or a unique beginning of one (as in git and docker): 1 to 12 lowercase hex digits."""
-    if not isinstance(prefix, str) or not JOB_ID_PREFIX_RE.fullmatch(prefix):
-        raise InvalidJobId(f"invalid job id {prefix!r}: expected 12 lowercase hex digits (or a unique beginning "
-                           f"of them), e.g. 3f9c0a1b2d4e or 3f9c")
-    return prefix
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
-        value = value.replace(tzinfo=timezone.utc)
-    return value.isoformat(timespec="seconds")
-
-
-# PostgreSQL's transient write failures: a deadlock (it aborts one of the transactions) and a serialization failure
-RETRY_SQLSTATES = frozenset({"40P01", "40001"})
-
-
-def _transient(exc: OperationalError) -> bool:
-    message = str(exc).lower()
-    return "locked" in message or "busy" in message or getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
-
-
-def _retry_locked(fn):
-    """Retry a write a few times if SQLite's busy timeout still expired under heavy contention, or PostgreSQL
-    aborted it as a deadlock victim (the transaction was rolled back whole, so running it again is safe)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        delay = 0.05
-        for attempt in range(8):
-            try:
-                return fn(*args, **kwargs)
-            except OperationalError as exc:
-                if not _transient(exc) or attempt == 7:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-
-    return wrapper
-
-
-def _make_engine(url: str, *, immediate: bool) -> Engine:
-    if url.startswith("postgresql+psycopg:"):
-        # text comes back as str even from a SQL_ASCII database (a cluster created under the C locale, e.g.
-        # Debian's default one in a container); psycopg would hand back bytes there
-        return create_engine(url, pool_pre_ping=True, connect_args={"client_encoding": "utf8"})
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": 60})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
-        dbapi_conn.isolation_level = None  # let the "begin" hook below choose BEGIN's flavour
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=60000")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
-
-
-def normalise_url(url: str) -> str:
-    """`postgresql://` and `postgres://` (the forms servers and hosting providers hand out) mean psycopg 3,
-    the driver the `postgres` extra installs; left alone, SQLAlchemy would look for psycopg2."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url.removeprefix(prefix)
-    return url
-
-
-class Store:
-    """`lease_seconds`: a running run whose heartbeat is older than this is presumed lost (see `requeue_stale`).
-    `migrate`: True applies pending migrations (writers: workers, submitting commands); False leaves the schema
-    alone; "check" (read-only commands) creates a brand-new database but raises SchemaBehind, which says to run
-    `hw3-submit db upgrade`, when an existing one is behind."""
-
-    def __init__(self, url: str, *, migrate: bool | str = True, lease_seconds: float = 120.0):
-        url = normalise_url(url)
-        self.url, self.lease_seconds = url, lease_seconds
-        self.created = False  # True once this object gave a new, empty database its schema
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = _make_engine(url, immediate=True)
-        self._reader = _make_engine(url, immediate=False) if url.startswith("sqlite") else self._writer
-        self._write_session = sessionmaker(self._writer, expire_on_commit=False)
-        self._read_session = sessionmaker(self._reader, expire_on_commit=False)
-        if migrate == "check":
-            self.check_schema()
-        elif migrate:
-            self.upgrade()
-
-    # -- schema -------------------------------------------------------------------------------------------
-    def upgrade(self) -> None:
-        """Apply Alembic migrations up to head, serialised across processes: by a file lock for SQLite, by a
-        transaction-scoped advisory lock for PostgreSQL (whoever waited then finds the schema at head)."""
-        from alembic import command
-        from alembic.config import Config
-
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
-        with self._migration_lock(), self._writer.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
-            cfg.attributes["connection"] = conn
-            from sqlalchemy import inspect
-
-            self.created = not inspect(conn).has_table("alembic_version")
-            command.upgrade(cfg, "head")
-
-    @contextmanager
-    def _migration_lock(self) -> Iterator[None]:
-        if not self.url.startswith("sqlite:///"):
-            yield
-            return
-        lock_path = Path(self.url.removeprefix("sqlite:///") + ".migrate.lock")
-        with open(lock_path, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-    def schema_revision(self) -> str | None:
-        """The database's revision; None for a database without the schema yet."""
-        from sqlalchemy import inspect
-
-        with self._reader.connect() as conn:
-            if not inspect(conn).has_table("alembic_version"):
-                return None
-            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-
-    @staticmethod
-    def head_revision() -> str:
-        from alembic.script import ScriptDirectory
-
-        return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
-
-    def check_schema(self) -> None:
-        """For readers: a new, empty database gets the schema; one at an older revision is left alone and
-        raises SchemaBehind (migrating is an explicit step: `hw3-submit db upgrade`)."""
-        revision, head = self.schema_revision(), self.head_revision()
-        if revision is None:
-            self.upgrade()
-        elif revision != head:
-            raise SchemaBehind(f"the database {masked_url(self.url)} is at schema revision {revision}, this "
-                               f"version of hw3 needs {head}: run `hw3-submit db upgrade`")
-
-    def dispose(self) -> None:
-        self._writer.dispose()
-        self._reader.dispose()
-
-    @contextmanager
-    def _write(self) -> Iterator[Session]:
-        with self._write_session.begin() as session:
-            yield session
-
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        with self._read_session() as session:
-            yield session
+class Store(LeaseQueries, Database):
+    """Jobs, their runs, epoch rows and artifacts. `Store(url, migrate=..., lease_seconds=...)`: see Database;
+    the lease queries (start_run, heartbeat, requeue_stale, the finalize lease, workers) are in LeaseQueries."""
 
     # -- jobs -----------------------------------------------------------------------------------------------
     @_retry_locked
@@ -406,124 +184,7 @@ class Store:
                             .values(finalize_claimed=True, finalize_heartbeat_at=utcnow()))
             return res.rowcount == 1
 
-    @_retry_locked
-    def start_finalize(self, job_id: str, worker: str, pid: int | None = None) -> bool:
-        """Take the lease of the job's finalize step. False when there is nothing to do (the job has ended, or
-        its finalize was never claimed); RunBusy while another live attempt holds it."""
-        pid = os.getpid() if pid is None else pid
-        with self._write() as s:
-            job = s.get(Job, validate_job_id(job_id), with_for_update=True)
-            if job is None or job.state in FINISHED or not job.finalize_claimed:
-                return False
-            now = utcnow()
-            if job.finalize_worker is not None and (job.finalize_worker, job.finalize_pid) != (worker, pid):
-                if self._fresh(job.finalize_heartbeat_at, now) and not (
-                        job.finalize_worker == worker and not _pid_alive(job.finalize_pid)):
-                    raise RunBusy(f"finalizing job {job_id} is held by {job.finalize_worker} "
-                                  f"(pid {job.finalize_pid})")
-            job.finalize_worker, job.finalize_pid, job.finalize_heartbeat_at = worker, pid, now
-            return True
-
-    @_retry_locked
-    def heartbeat_finalize(self, job_id: str, worker: str, pid: int | None = None) -> bool:
-        pid = os.getpid() if pid is None else pid
-        with self._write() as s:
-            res = s.execute(update(Job).where(Job.id == job_id, Job.state.not_in(FINISHED),
-                                              Job.finalize_worker == worker, Job.finalize_pid == pid)
-                            .values(finalize_heartbeat_at=utcnow()))
-            return res.rowcount == 1
-
-    @_retry_locked
-    def stale_finalizations(self) -> list[tuple[str, str]]:
-        """Jobs whose finalize step was claimed but whose lease went stale (its task never started, or its
-        worker died while finalizing): [(job_id, kind)]. Each is handed out once per lease period (the lease is
-        renewed here and its holder cleared) for the caller to dispatch the finalize task again."""
-        now = utcnow()
-        cutoff = now - timedelta(seconds=self.lease_seconds)
-        with self._write() as s:
-            jobs = s.scalars(select(Job).where(Job.finalize_claimed.is_(True), Job.state.not_in(FINISHED),
-                                               Job.finalize_heartbeat_at < cutoff)
-                             .with_for_update(skip_locked=True)).all()
-            for job in jobs:
-                job.finalize_worker = job.finalize_pid = None
-                job.finalize_heartbeat_at = now
-            return [(j.id, j.kind) for j in jobs]
-
-    def _fresh(self, heartbeat: datetime | None, now: datetime) -> bool:
-        return heartbeat is not None and _aware(heartbeat) > now - timedelta(seconds=self.lease_seconds)
-
     # -- runs -----------------------------------------------------------------------------------------------
-    @_retry_locked
-    def start_run(self, run_id: int, worker: str, pid: int | None = None) -> RunInfo | None:
-        """Take the run's lease (worker node, process id, heartbeat) and mark it running; return it as
-        `run_info`, or None if it has already ended (a redelivered task after success, or a run cancelled while
-        queued). Raises RunBusy while another attempt holds a fresh lease: a duplicate delivery must not train
-        the same run twice. A lease left by a dead process of the same worker node is taken over at once."""
-        pid = os.getpid() if pid is None else pid
-        with self._write() as s:
-            # The job's row is locked before the run's, in the order request_cancel takes them (job, then
-            # its runs), so the two cannot deadlock on PostgreSQL.
-            job_id = s.scalar(select(Run.job_id).where(Run.id == run_id))
-            if job_id is None:
-                raise LookupError(f"no run {run_id}")
-            s.get(Job, job_id, with_for_update=True)
-            run = s.get(Run, run_id, with_for_update=True)
-            if run.state in FINISHED:
-                return None
-            now = utcnow()
-            if run.state == "running" and (run.worker, run.pid) != (worker, pid):
-                fresh = self._fresh(run.heartbeat_at, now)
-                owner_dead = run.worker == worker and run.pid is not None and not _pid_alive(run.pid)
-                if fresh and not owner_dead:
-                    raise RunBusy(f"run {run_id} is held by {run.worker} (pid {run.pid}), last heartbeat "
-                                  f"{(now - _aware(run.heartbeat_at)).total_seconds():.0f} s ago")
-            run.state, run.worker, run.pid, run.attempts = "running", worker, pid, run.attempts + 1
-            run.started_at, run.heartbeat_at = run.started_at or now, now
-            job = run.job
-            if job.state == "queued":
-                job.state, job.started_at = "running", now
-            return self._run_info(run)
-
-    @_retry_locked
-    def heartbeat(self, run_id: int, worker: str, pid: int | None = None) -> bool:
-        """Renew the lease of a running run held by (worker, pid); False if the run is no longer held by it."""
-        pid = os.getpid() if pid is None else pid
-        with self._write() as s:
-            res = s.execute(update(Run).where(Run.id == run_id, Run.state == "running", Run.worker == worker,
-                                              Run.pid == pid).values(heartbeat_at=utcnow()))
-            return res.rowcount == 1
-
-    @_retry_locked
-    def requeue_stale(self, max_attempts: int = 3) -> list[LostRun]:
-        """Runs whose worker went silent — running, heartbeat older than the lease — are put back to queued
-        (the caller dispatches them again; they resume from their checkpoint), or failed once they have been
-        attempted `max_attempts` times. Atomic: of several workers calling this, one takes each run.
-        Returns what changed."""
-        now = utcnow()
-        cutoff = now - timedelta(seconds=self.lease_seconds)
-        changed = []
-        with self._write() as s:
-            rows = s.execute(select(Run, Job.kind).join(Job, Job.id == Run.job_id)
-                             .where(Run.state == "running", Run.heartbeat_at < cutoff)
-                             .with_for_update(of=Run, skip_locked=True)).all()
-            for run, kind in rows:
-                silent = (now - _aware(run.heartbeat_at)).total_seconds()
-                lost_from, job_ended = run.worker, run.job.state in FINISHED
-                if job_ended:  # its job ended without it (e.g. failed in between): close it
-                    run.state, run.finished_at = "failed", now
-                    run.error = run.error or f"WorkerLost: its job had ended ({run.job.state})"
-                elif run.attempts >= max_attempts or run.job.cancel_requested:
-                    run.state, run.finished_at = ("cancelled" if run.job.cancel_requested else "failed"), now
-                    if run.state == "failed":
-                        run.error = (f"WorkerLost: its worker {run.worker} (pid {run.pid}) went silent for "
-                                     f"{silent:.0f} s on attempt {run.attempts} of {max_attempts}; not retried")
-                else:
-                    run.state = "queued"
-                run.pid = None
-                changed.append(LostRun(run_id=run.id, job_id=run.job_id, kind=kind, role=run.role,
-                                       state=run.state, worker=lost_from, job_ended=job_ended))
-        return changed
-
     def run_id(self, job_id: str, name: str) -> int | None:
         with self._read() as s:
             return s.scalar(select(Run.id).where(Run.job_id == job_id, Run.name == name))
@@ -604,48 +265,6 @@ class Store:
         with self._read() as s:
             return s.scalar(select(func.count()).select_from(Run)
                             .where(Run.state == "running", Run.worker == worker)) or 0
-
-    # -- workers --------------------------------------------------------------------------------------------
-    @_retry_locked
-    def worker_seen(self, name: str) -> None:
-        """A worker's main process reports that it is alive (every heartbeat interval)."""
-        now = utcnow()
-        with self._write() as s:
-            worker = s.get(Worker, name, with_for_update=True)
-            if worker is None:
-                s.add(Worker(name=name, started_at=now, last_seen=now, stopped_at=None))
-            else:
-                if worker.stopped_at is not None:  # the same node name started again
-                    worker.started_at = now
-                worker.last_seen, worker.stopped_at = now, None
-
-    @_retry_locked
-    def worker_stopped(self, name: str) -> None:
-        """A worker stopped (or was stopped): it no longer counts as alive, without waiting for the lease."""
-        with self._write() as s:
-            s.execute(update(Worker).where(Worker.name == name, Worker.stopped_at.is_(None))
-                      .values(stopped_at=utcnow()))
-
-    def workers_alive(self) -> list[str]:
-        """Names of the workers whose main process reported within the lease and has not stopped."""
-        with self._read() as s:
-            return list(s.scalars(self._alive_workers(utcnow()).order_by(Worker.name)))
-
-    def _alive_workers(self, now: datetime):
-        return select(Worker.name).where(Worker.stopped_at.is_(None),
-                                         Worker.last_seen > now - timedelta(seconds=self.lease_seconds))
-
-    def _waiting_for(self, s: Session, now: datetime) -> tuple[int, str | None]:
-        """(how many workers are alive, why a job that no run's lease shows at work makes no progress when
-        none is)."""
-        alive = len(s.scalars(self._alive_workers(now)).all())
-        if alive:
-            return alive, None
-        gone = s.scalar(select(func.max(func.coalesce(Worker.stopped_at, Worker.last_seen))))
-        if gone is None:
-            return 0, "waiting for a worker"
-        since = gone if isinstance(gone, datetime) else datetime.fromisoformat(str(gone))
-        return 0, f"no worker alive since {_iso(since)}"
 
     def runs(self, job_id: str) -> list[RunInfo]:
         with self._read() as s:

@@ -30,8 +30,9 @@ TOY = [{"name": n, "config": {"rate": r}, "epochs_total": 2} for n, r in (("toy-
 
 
 @pytest.fixture(autouse=True)
-def toy_kind():
-    kinds.register(toykind.KIND)
+def toy_kind(monkeypatch):
+    kinds.all_kinds()
+    monkeypatch.setitem(kinds._registry, "toy", toykind.KIND)  # for these tests only
 
 
 @pytest.fixture
