@@ -236,13 +236,17 @@ def report_command(job_id: str) -> str:
 
 
 def result_lines(status: JobStatus) -> list[str]:
-    """What a job found (its kind's summary), its error, its folder and the report command; [] while it runs."""
+    """What a job found (its kind's summary) after how its settings differ from the homework's, if they do; its
+    error, its folder and the report command; [] while it runs."""
     if not status.finished:
         return []
     from shared.artifacts import job_dir
     from shared.settings import get_settings
 
-    out = ["  " + line for line in _kind(status).summary(status)]
+    kind = _kind(status)
+    deviations = kind.deviations(status.params)
+    out = [f"  not the homework's settings: {'; '.join(deviations)}"] if deviations else []
+    out += ["  " + line for line in kind.summary(status)]
     if status.error:
         out.append(f"  error: {status.error}")
     out += [f"  artifacts: {job_dir(get_settings(), status.job_id)}",

@@ -390,13 +390,22 @@ def human_machine_section(result: Mapping[str, Any], *, level: int = 2,
 # --------------------------------------------------------------------------------------------
 
 
-def sweep_report(status: Mapping, rows: Sequence[Mapping]) -> str:
-    """report.md of a sweep job: the homework's deliverables for Problem 1, from the job's status and rows."""
+def homework_note(deviations: Sequence[str]) -> list[str]:
+    """The lines that open a report right under its title when the job's settings are not the homework's (the
+    kind's `deviations`): a blockquote and a blank line; none for the homework's settings."""
+    if not deviations:
+        return []
+    return [f"> **Not the homework's settings:** {'; '.join(deviations)}", ""]
+
+
+def sweep_report(status: Mapping, rows: Sequence[Mapping], deviations: Sequence[str] = ()) -> str:
+    """report.md of a sweep job: the homework's deliverables for Problem 1, from the job's status and rows;
+    `deviations` (the kind's): how its settings differ from the homework's, said first."""
     p = status["params"]
     result = status.get("result") or {}
     layers = [784, *p["hidden"], 10]
     decay = p.get("decay_epochs") or []
-    out = [f"# Problem 1 — numpy MLP sweep (job `{status['job_id']}`)", "",
+    out = [f"# Problem 1 — numpy MLP sweep (job `{status['job_id']}`)", "", *homework_note(deviations),
            f"State: **{status['state']}**" + (f" — {status['error']}" if status.get("error") else ""), "",
            "## Network and training", "",
            f"- Layers (neurons): {' → '.join(map(str, layers))} "

@@ -221,6 +221,13 @@ class JobKind:
         and the report command are added by the display."""
         return []
 
+    def deviations(self, params: dict) -> list[str]:
+        """How the job's settings differ from what the homework specifies, one short phrase each ("2 epochs
+        instead of 50"), from its stored params alone (`plan`'s params); [] for the homework's own settings and
+        for settings the homework leaves open. The report and the end-of-job summary open with them, so that a
+        quick run is never taken for the real thing. By default: none."""
+        return []
+
     def pending_epochs(self, job: JobStatus) -> int:
         """Epochs the job will still add in runs that do not exist yet (the sweep's final retrain before it
         starts), so that progress totals count every run of the job from the start."""

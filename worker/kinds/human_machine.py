@@ -2,6 +2,7 @@
 (optimizer, regularization) pair, the best epoch of each kept, the best run's model saved as model.hdf5."""
 from __future__ import annotations
 
+from fnmatch import fnmatch
 from functools import lru_cache
 from pathlib import Path
 
@@ -10,6 +11,10 @@ from worker.experiments import human_machine
 from worker.experiments.keras_common import ExperimentResult
 from worker.kinds.base import Option
 from worker.kinds.keras import KerasKind
+
+# What Problem 4 specifies: minibatches of 16, 80 % of the course file to train and 20 % to validate
+HOMEWORK_BATCH_SIZE = 16
+HOMEWORK_VAL_FRACTION = 0.2
 
 
 @lru_cache(maxsize=4)
@@ -55,6 +60,21 @@ class HumanMachine(KerasKind):
         return human_machine.run_human_machine(ctx.run.name, x, y, ctx.job.params["params"], ctx.job_dir,
                                                ctx.record_epoch, ctx.should_stop, ctx.threads)
 
+    def deviations(self, params: dict) -> list[str]:
+        merged = self.experiment_params(params)
+        out = []
+        if merged["batch_size"] != HOMEWORK_BATCH_SIZE:
+            out.append(f"batch size {merged['batch_size']} instead of {HOMEWORK_BATCH_SIZE}")
+        if merged["val_fraction"] != HOMEWORK_VAL_FRACTION:
+            out.append(f"train/validation split {_split(merged['val_fraction'])} instead of "
+                       f"{_split(HOMEWORK_VAL_FRACTION)}")
+        source = params.get("data")  # the plan's data source: None is the folder's course file
+        if source == "synthetic":
+            out.append("trained on generated (--synthetic) data instead of the course file")
+        elif source and not fnmatch(Path(source).name, datasets.HUMAN_MACHINE_PATTERN):
+            out.append(f"trained on {Path(source).name} instead of the course file")
+        return out
+
     def summarize(self, ctx, results: dict, histories: dict) -> dict:
         return human_machine.summarize_human_machine(ctx.job_dir, results, histories,
                                                      self.merged_params(ctx.job)).result
@@ -69,6 +89,11 @@ class HumanMachine(KerasKind):
         return [f"best run: {result['best_run']}, validation accuracy {result['val_accuracy']:.2%} at kept "
                 f"epoch {result['best_epoch']}",
                 f"its model: {result['model_path']} (in the artifacts folder)"]
+
+
+def _split(val_fraction: float) -> str:
+    """A train/validation split in percent: 0.2 -> "80/20"."""
+    return f"{100 * (1 - val_fraction):.3g}/{100 * val_fraction:.3g}"
 
 
 KIND = HumanMachine()

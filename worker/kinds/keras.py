@@ -7,12 +7,17 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from shared import datasets
+from shared import datasets, reports
 from shared.entities import EpochRow, JobStatus
 from worker.experiments.keras_common import ExperimentResult, merge_params
 from worker.kinds.base import JobContext, JobFailed, JobKind, Option, Plan, RunContext, RunSpec
 
 MAX_EPOCHS = 10_000
+
+
+def epochs_deviation(epochs: int, homework: int) -> list[str]:
+    """The phrase of `deviations` for a number of epochs other than the homework's; [] for the homework's."""
+    return [] if epochs == homework else [f"{epochs} epoch{'s' if epochs != 1 else ''} instead of {homework}"]
 
 
 class KerasKind(JobKind):
@@ -48,6 +53,11 @@ class KerasKind(JobKind):
     def merged_params(self, job: JobStatus) -> dict:
         return merge_params(self.defaults, job.params["params"])
 
+    def experiment_params(self, params: dict) -> dict:
+        """What the experiment trains with, from a job's stored params (for `deviations`): the defaults updated
+        with the params given."""
+        return merge_params(self.defaults, params.get("params"))
+
     # -- training ----------------------------------------------------------------------------------------------
     def experiment(self, ctx: RunContext) -> ExperimentResult:
         """Train the run `ctx.run.name` with `ctx.record_epoch` / `ctx.should_stop` as the Keras callbacks."""
@@ -77,6 +87,7 @@ class KerasKind(JobKind):
 
     def report(self, job: JobStatus, rows: Sequence[EpochRow]) -> str:
         header = f"# {self.title} (job `{job.job_id}`)\n\n"
+        header += "".join(line + "\n" for line in reports.homework_note(self.deviations(job.params)))
         if job.state != "succeeded" or not job.result:
             return header + f"State: **{job.state}**" + (f" — {job.error}" if job.error else "") + "\n"
         report = header + self.section(job.result)

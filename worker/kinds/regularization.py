@@ -5,7 +5,13 @@ from shared import datasets, reports
 from worker.experiments import regularization
 from worker.experiments.keras_common import ExperimentResult
 from worker.kinds.confusion import fashion
-from worker.kinds.keras import KerasKind
+from worker.kinds.keras import KerasKind, epochs_deviation
+
+# What Problem 3 specifies: 40 epochs; a plain Dense(128) model and a Dense(48) one with L2 and dropout
+# ("l2"/"dropout": whether the model has it; their strengths are the service's choice)
+HOMEWORK_EPOCHS = 40
+HOMEWORK_MODELS = {"plain": {"hidden_units": 128, "l2": False, "dropout": False},
+                   "l2_dropout": {"hidden_units": 48, "l2": True, "dropout": True}}
 
 
 class Regularization(KerasKind):
@@ -31,6 +37,21 @@ class Regularization(KerasKind):
 
     def summarize(self, ctx, results: dict, histories: dict) -> dict:
         return regularization.summarize_regularization(ctx.job_dir, results, histories).result
+
+    def deviations(self, params: dict) -> list[str]:
+        merged = self.experiment_params(params)
+        out = epochs_deviation(merged["epochs"], HOMEWORK_EPOCHS)
+        for name, homework in HOMEWORK_MODELS.items():
+            arch = {**regularization.MODELS.get(name, {}), **merged["models"].get(name, {})}  # as trained
+            if arch["hidden_units"] != homework["hidden_units"]:
+                out.append(f"the {name} model has {arch['hidden_units']} hidden units instead of "
+                           f"{homework['hidden_units']}")
+            for key, label in (("l2", "L2"), ("dropout", "dropout")):
+                if bool(arch[key]) and not homework[key]:
+                    out.append(f"the {name} model has {label} {arch[key]:g}, not none")
+                elif homework[key] and not arch[key]:
+                    out.append(f"the {name} model has no {label}")
+        return out
 
     def section(self, result: dict) -> str:
         return reports.regularization_section(result)

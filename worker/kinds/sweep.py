@@ -28,6 +28,13 @@ from worker.kinds.base import JobCancelled, JobContext, JobFailed, JobKind, Opti
 SELECTION = "validation accuracy at the final epoch"
 _DEFAULTS = TrainConfig()
 
+# What Problem 1 specifies (the momentum, L2 and dropout defaults are the service's choices, not these)
+HOMEWORK_EPOCHS = 50
+HOMEWORK_HALVINGS = 2  # the LR halved twice in the run
+HOMEWORK_TRAIN_SIZE = 50_000
+HOMEWORK_ACTIVATIONS = ("tanh", "relu")
+HOMEWORK_LR_COUNT = 3  # initial learning rates per activation: 2 × 3 = 6 configurations
+
 
 class TrainingDiverged(RuntimeError):
     pass
@@ -44,6 +51,39 @@ def scaled_decay_epochs(epochs) -> list[int]:
     if not isinstance(epochs, int) or epochs < 2:
         return []
     return sorted({min(max(round(epochs * f), 1), epochs - 1) for f in (0.4, 0.8)})
+
+
+def _times(n: int) -> str:
+    return {0: "never", 1: "once", 2: "twice"}.get(n, f"{n} times")
+
+
+def _grid(activations, n_lrs: int) -> str:
+    return f"{' and '.join(activations)} × {n_lrs} initial LR{'s' if n_lrs != 1 else ''}"
+
+
+def sweep_deviations(params: dict) -> list[str]:
+    """How a sweep's stored params differ from Problem 1's settings (HOMEWORK_*), one phrase each."""
+    out = []
+    epochs = params.get("epochs", HOMEWORK_EPOCHS)
+    if epochs != HOMEWORK_EPOCHS:
+        out.append(f"{epochs} epoch{'s' if epochs != 1 else ''} instead of {HOMEWORK_EPOCHS}")
+    halvings = len(params.get("decay_epochs", [None] * HOMEWORK_HALVINGS))  # each one is < epochs (validated)
+    if halvings != HOMEWORK_HALVINGS:
+        out.append(f"the LR was {'never halved' if not halvings else 'halved ' + _times(halvings)}, "
+                   f"not {_times(HOMEWORK_HALVINGS)}")
+    train_size = params.get("train_size", HOMEWORK_TRAIN_SIZE)
+    if train_size != HOMEWORK_TRAIN_SIZE:
+        out.append(f"{train_size:,} training images instead of {HOMEWORK_TRAIN_SIZE:,}")
+    activations = list(params.get("activations", HOMEWORK_ACTIVATIONS))
+    n_lrs = len(params.get("lrs", [None] * HOMEWORK_LR_COUNT))
+    homework_grid = _grid(HOMEWORK_ACTIVATIONS, HOMEWORK_LR_COUNT)
+    count, homework_count = len(activations) * n_lrs, len(HOMEWORK_ACTIVATIONS) * HOMEWORK_LR_COUNT
+    if count != homework_count:
+        out.append(f"{count} configuration{'s' if count != 1 else ''} instead of {homework_count} "
+                   f"({_grid(activations, n_lrs)}, not {homework_grid})")
+    elif set(activations) != set(HOMEWORK_ACTIVATIONS) or n_lrs != HOMEWORK_LR_COUNT:
+        out.append(f"configurations {_grid(activations, n_lrs)} instead of {homework_grid}")
+    return out
 
 
 def plan_sweep(params: dict) -> Plan:
@@ -236,7 +276,10 @@ class Sweep(JobKind):
     def report(self, job: JobStatus, rows: Sequence[EpochRow]) -> str:
         from shared import reports
 
-        return reports.sweep_report(job.to_dict(), [r.to_dict() for r in rows])
+        return reports.sweep_report(job.to_dict(), [r.to_dict() for r in rows], self.deviations(job.params))
+
+    def deviations(self, params: dict) -> list[str]:
+        return sweep_deviations(params)
 
     def summary(self, job: JobStatus) -> list[str]:
         result = job.result or {}
