@@ -10,6 +10,8 @@ The life of a job, for every kind (worker/jobs.py runs it):
 
     hw3-submit KIND ...  ->  plan(params)              validated params + one RunSpec per parallel run
                              check_inputs(...)         the input files' headers, where the client sees them
+                             stage(job_id, plan, dir)  files the workers read, copied into the job's folder
+    a pool process starts -> warm_up(settings)         reads what every task of the kind reads (no download)
     a worker, per run    ->  train(RunContext)         epochs recorded through ctx.record_epoch as they end;
                                                        returns the run's result (a JSON-able dict)
     the last run to end  ->  finalize(JobContext)      the job's result, from the runs' results in the store
@@ -17,6 +19,10 @@ The life of a job, for every kind (worker/jobs.py runs it):
                              report(job, rows)         report.md
     status, --wait's end ->  summary(job)              the headline result in sentences, for a person
     progress totals      ->  pending_epochs(job)       epochs of runs not created yet (the sweep's retrain)
+    reports, summaries   ->  deviations(params)        how the job's settings differ from the homework's
+
+Only `plan`, `train`, `finalize` and `report` must be written; the rest have defaults (tests/toykind.py is a
+complete kind in 70 lines).
 """
 from __future__ import annotations
 
