@@ -1,7 +1,8 @@
-"""Grading (worker/kinds/grade.py), one module at a time: the Keras allow-list, the .npz layout, every hostile
-file, the client's refusals and copies, the time limit, and the table. Each hostile file is a real file built
-here. Tests marked `unit` import no TensorFlow (hostile Keras files are written with h5py in Keras' layout);
-`integration` ones build real models with tf.keras and compare with what tf.keras itself computes."""
+"""Grading (the kinds in worker/kinds/grade.py, the checks in worker/grading), one module at a time: the Keras
+allow-list, the .npz layout, every hostile file, the client's refusals and copies, the time limit, and the table.
+Each hostile file is a real file built here. Tests marked `unit` import no TensorFlow (hostile Keras files are
+written with h5py in Keras' layout); `integration` ones build real models with tf.keras and compare with what
+tf.keras itself computes."""
 from __future__ import annotations
 
 import base64
@@ -21,10 +22,12 @@ import pytest
 
 from shared.entities import JobStatus, RunStatus
 from worker.engine import MLP, evaluate
-from worker.kinds import grade
-from worker.kinds.grade import (KINDS, SIZE_LIMITS, GradeMnist, GradingTimeout, Rejected,
-                                SubmissionRefused, SubmissionRejected, check_keras_config, grades_csv,
-                                read_keras_model, read_npz_model, time_limit)
+from worker.grading import keras_files, limits, npz_files, submissions
+from worker.grading.keras_files import check_keras_config, read_keras_model
+from worker.grading.limits import GradingTimeout, time_limit
+from worker.grading.npz_files import read_npz_model
+from worker.grading.submissions import SIZE_LIMITS, Rejected, SubmissionRefused, SubmissionRejected
+from worker.kinds.grade import KINDS, GradeMnist, grades_csv
 
 REPO = Path(__file__).resolve().parents[1]
 unit = pytest.mark.unit
@@ -150,7 +153,8 @@ def test_anything_outside_the_allow_list_is_rejected_naming_the_layer_or_attribu
 def test_a_lambda_layer_is_rejected_by_the_allow_list_before_keras_is_even_imported(tmp_path):
     marker = tmp_path / "lambda-ran"
     path = write_keras_h5(tmp_path / "lambda.h5", lambda_config(marker), problem_4_weights())
-    code = ("import sys\nfrom worker.kinds.grade import read_keras_model, Rejected\n"
+    code = ("import sys\nfrom worker.grading.keras_files import read_keras_model\n"
+            "from worker.grading.submissions import Rejected\n"
             f"try:\n    read_keras_model({str(path)!r})\nexcept Rejected as exc:\n    print(exc)\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'keras', 'tensorflow'}))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -158,6 +162,18 @@ def test_a_lambda_layer_is_rejected_by_the_allow_list_before_keras_is_even_impor
     assert proc.stdout.splitlines() == [
         'layer \'lambda\' of class "Lambda" is not allowed; allowed: InputLayer, Dense, Dropout, Activation', "[]"]
     assert not marker.exists()
+
+
+@unit
+def test_no_grading_module_imports_tensorflow_when_imported():
+    code = ("import sys, pkgutil, importlib, worker.grading\n"
+            "for m in pkgutil.iter_modules(worker.grading.__path__):\n"
+            "    importlib.import_module(f'worker.grading.{m.name}')\n"
+            "import worker.kinds.grade\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'keras', 'tensorflow'}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[]"]
 
 
 # ----------------------------------------------------------------------------- Keras files read with h5py
@@ -201,7 +217,7 @@ def test_weights_split_into_many_tiny_chunks_are_refused_before_they_are_read(tm
             group.create_dataset(f"{name}/kernel", data=np.ones(shape, np.float32), chunks=(1, 1))
             group.create_dataset(f"{name}/bias", data=np.zeros(shape[1], np.float32))
     with pytest.MonkeyPatch.context() as mp, pytest.raises(Rejected) as exc:
-        mp.setattr(grade, "KERAS_MAX_CHUNKS", 399)
+        mp.setattr(keras_files, "KERAS_MAX_CHUNKS", 399)
         read_keras_model(path)
     assert str(exc.value) == ("layer 'hidden': weight 'hidden/kernel' is stored in 400 chunks; at most 399 are read "
                               "(Keras writes one)")
@@ -248,7 +264,7 @@ def mnist_like(n: int = 300) -> tuple[np.ndarray, np.ndarray]:
 def test_sweep_layout_weights_are_graded_as_the_engine_evaluates_them(tmp_path):
     model = save_mlp(tmp_path / "weights.npz", (784, 32, 16, 10), "tanh")
     x, y = mnist_like()
-    graded = grade.grade_npz_file(tmp_path / "weights.npz", x, y)
+    graded = npz_files.grade_npz_file(tmp_path / "weights.npz", x, y)
     expected = evaluate(model, x, y)
     assert graded == {"accuracy": expected.accuracy, "loss": pytest.approx(expected.loss, rel=1e-6),
                       "n_params": model.n_params, "architecture": "784-32-16-10 tanh"}
@@ -351,8 +367,8 @@ def test_plan_lists_a_folder_in_name_order_and_refuses_links_fifos_and_big_files
     alice = plan.runs[0].config
     assert alice["file"] == str(class_folder / "alice.npz")
     assert alice["size"] == (class_folder / "alice.npz").stat().st_size
-    assert alice["sha256"] == grade.read_checked(str(class_folder / "alice.npz"), 10**9)[0]
-    assert plan.params == {"submissions": 6, "time_limit": grade.TIME_LIMIT_S}
+    assert alice["sha256"] == submissions.read_checked(str(class_folder / "alice.npz"), 10**9)[0]
+    assert plan.params == {"submissions": 6, "time_limit": limits.TIME_LIMIT_S}
 
 
 @unit
@@ -386,9 +402,9 @@ def test_read_checked_refuses_a_link_swapped_in_after_the_check_and_a_file_over_
     (tmp_path / "real").write_bytes(b"x" * 100)
     os.symlink(tmp_path / "real", tmp_path / "link")
     with pytest.raises(SubmissionRefused, match="a symbolic link"):
-        grade.read_checked(str(tmp_path / "link"), 1000)
+        submissions.read_checked(str(tmp_path / "link"), 1000)
     with pytest.raises(SubmissionRefused, match="100 bytes, over the limit of 99 bytes"):
-        grade.read_checked(str(tmp_path / "real"), 99, tmp_path / "copy")
+        submissions.read_checked(str(tmp_path / "real"), 99, tmp_path / "copy")
     assert not (tmp_path / "copy").exists() and not (tmp_path / "copy.tmp").exists()
 
 
@@ -447,7 +463,7 @@ def test_a_whole_grading_in_process_every_file_gets_a_row_in_order_and_the_csv_i
     for g, sizes, seed in ((grades[0], (784, 16, 10), 1), (grades[1], (784, 8, 10), 2)):
         expected = evaluate(MLP.initialize(sizes, "relu", rng=seed), x, y)
         assert g["error"] is None and g["accuracy"] == expected.accuracy
-        assert g["sha256"] == grade.read_checked(g["file"], 10**9)[0]
+        assert g["sha256"] == submissions.read_checked(g["file"], 10**9)[0]
     assert grades[2]["error"].startswith("SubmissionRejected: arrays W0: missing activation, b0; expected W0, b0")
     assert grades[3]["error"].startswith("SubmissionRefused: a symbolic link")
     assert grades[4]["error"] == "SubmissionRefused: a FIFO, not a regular file"
@@ -534,7 +550,7 @@ def test_the_model_hdf5_problem_4_writes_is_graded_with_tf_keras_own_accuracy(tm
     x, y, x_val, y_val = keras_data
     run = run_human_machine("adam-dropout", x, y, {"epochs": 1}, tmp_path)
     path = tmp_path / run.result["files"]["model"]
-    graded = grade.grade_keras_file(path, x_val, y_val)
+    graded = keras_files.grade_keras_file(path, x_val, y_val)
     accuracy, loss = tf_keras_scores(path, x_val, y_val)
     assert graded["accuracy"] == pytest.approx(accuracy, abs=1e-7) == run.result["val_accuracy"]
     assert graded["loss"] == pytest.approx(loss, rel=1e-5)
@@ -570,7 +586,7 @@ def test_models_saved_by_a_plain_tf_keras_script_are_graded_with_tf_keras_own_ac
     expected = {"sequential.h5": "20 → Dense(16, tanh) → Dropout → Dense(1, sigmoid)",
                 "functional.hdf5": "20 → Dense(12, elu) → Dense(1, linear) → Activation(sigmoid)"}
     for name, architecture in expected.items():
-        graded = grade.grade_keras_file(tmp_path / name, x_val, y_val)
+        graded = keras_files.grade_keras_file(tmp_path / name, x_val, y_val)
         accuracy, loss = tf_keras_scores(tmp_path / name, x_val, y_val)
         assert graded["accuracy"] == pytest.approx(accuracy, abs=1e-7), name
         assert graded["loss"] == pytest.approx(loss, rel=1e-5), name  # the cross-entropy, no L2 penalty in it
@@ -596,7 +612,7 @@ def test_a_real_keras_lambda_layer_that_would_create_a_marker_is_rejected_and_ne
     marker.unlink()  # building the model ran the lambda once, here
     _, _, x_val, y_val = keras_data
     with pytest.raises(Rejected) as exc:
-        grade.grade_keras_file(path, x_val, y_val)
+        keras_files.grade_keras_file(path, x_val, y_val)
     assert str(exc.value) == ('layer \'lambda\' of class "Lambda" is not allowed; allowed: InputLayer, Dense, '
                               'Dropout, Activation')
     assert not marker.exists()
@@ -613,8 +629,8 @@ def test_a_real_keras_model_with_a_layer_not_allowed_or_the_wrong_input_width_is
     norm = build_and_save(tmp_path / "norm.h5", keras.layers.Dense(20, activation="relu"),
                           keras.layers.BatchNormalization(name="norm"), keras.layers.Dense(1, activation="sigmoid"))
     with pytest.raises(Rejected, match="^layer 'norm' of class \"BatchNormalization\" is not allowed"):
-        grade.grade_keras_file(norm, x_val, y_val)
+        keras_files.grade_keras_file(norm, x_val, y_val)
     wide = build_and_save(tmp_path / "wide.h5", keras.layers.Dense(20, activation="relu"),
                           keras.layers.Dense(1, activation="sigmoid"), width=21)
     with pytest.raises(Rejected, match=r"^the input width is 21; expected 20 \(the 20-bit sequences\)$"):
-        grade.grade_keras_file(wide, x_val, y_val)
+        keras_files.grade_keras_file(wide, x_val, y_val)
