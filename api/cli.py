@@ -267,8 +267,16 @@ def all_jobs(epochs, train_size, synthetic, download, datasets, wait, workers, a
                                                  if o.name in given and given[o.name] is not None}}
               for k in homework}
     plans = {k.name: _plan_or_fail(k.name, params[k.name]) for k in homework}
-    _submit_and_maybe_wait([lambda store, name=k.name: client.submit(name, params[name], store, job_plan=plans[name])
-                            for k in homework], wait, workers, as_json)
+    submitted: list[str] = []
+
+    def submit(store, name: str) -> str:
+        submitted.append(client.submit(name, params[name], store, job_plan=plans[name]))
+        if len(submitted) == len(homework):  # all of them: the command that makes the whole homework's document
+            click.echo(f"the whole homework's report, once they end: {display.program()} report "
+                       f"{' '.join(submitted)} --format html --out hw3-report.html", err=True)
+        return submitted[-1]
+
+    _submit_and_maybe_wait([lambda store, name=k.name: submit(store, name) for k in homework], wait, workers, as_json)
 
 
 def _job_id(ctx, param, value: str | None) -> str | None:
@@ -392,17 +400,51 @@ def plot(job_id, out, as_json):
 
 
 @main.command()
-@click.argument("job_id", callback=_job_id)
-def report(job_id):
-    """Print the job's report.md (the homework's deliverables)."""
+@click.argument("job_ids", nargs=-1, required=True, metavar="JOB...",
+                callback=lambda ctx, param, values: _job_id_list(ctx, param, values))  # defined further down
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "pdf"]), default="md", show_default=True,
+              help="md: markdown; html: one self-contained file (figures inside, nothing fetched, readable on a "
+                   "phone, printable); pdf: real text, numbered pages")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="the file to write  [default: md to stdout; html and pdf to hw3-report.html or hw3-report.pdf "
+                   "in the current folder]")
+def report(job_ids, fmt, out):
+    """The homework's report: one document for one or several jobs. For the four jobs of `hw3-submit all` it is
+    the whole homework: Problems 1–4 in order, each the report of its job, then an appendix of settings (each
+    job's id, kind, state, times and parameters). A job still running, or interrupted, has its report built now
+    from the rows and marked partial. `report JOB` alone prints the job's report.md as it was written."""
+    from shared import document
     from shared.artifacts import job_dir
 
     settings = get_settings()
-    st = _status_or_fail(client.get_store(settings, readonly=True), job_id)
-    path = job_dir(settings, st.job_id) / "report.md"
-    if not path.is_file():
-        _fail(f"job {st.job_id} has no report yet (state {st.state}); it is written when the job ends")
-    click.echo(path.read_text(), nl=False)
+    store = client.get_store(settings, readonly=True)
+    ids = list(dict.fromkeys(_resolve(store, j) for j in job_ids))
+    sections = document.collect(store, settings, ids, kinds.get)
+    if fmt == "md" and out is None and len(sections) == 1 and not sections[0].built:
+        # as before: the job's report.md exactly as written when the job ended
+        click.echo((job_dir(settings, sections[0].job.job_id) / "report.md").read_text(), nl=False)
+        return
+    for s in sections:
+        if s.partial:
+            click.echo(f"job {s.job.job_id} ({s.job.kind}) is {s.job.state}: its part shows what finished, marked "
+                       "partial", err=True)
+    if fmt == "md" and out is None:
+        click.echo(sections[0].markdown if len(sections) == 1 else document.markdown_document(sections, Path.cwd()),
+                   nl=False)
+        return
+    out = Path(out or f"hw3-report.{fmt}")
+    data = document.render(sections, fmt, out.absolute().parent)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")  # a reader never sees half a file
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        _fail(f"cannot write {out}: {exc.strerror or exc}")
+    parts = ", ".join(f"Problem {s.problem}" if s.problem else s.job.kind for s in sections)
+    size = f"{len(data) / 1e6:.1f} MB" if len(data) >= 1e6 else f"{len(data) / 1e3:.0f} kB"
+    click.echo(f"wrote {out} ({size}): {parts} and the appendix of settings", err=True)
+    click.echo(str(out))
 
 
 @main.command()
