@@ -228,6 +228,10 @@ def test_a_job_without_its_final_report_is_built_from_its_rows_and_marked_partia
 
 @pytest.mark.unit
 def test_report_command_on_an_unfinished_job_prints_what_finished(store, monkeypatch):
+    from worker import kinds
+
+    monkeypatch.setattr(kinds, "_registry", dict(kinds.all_kinds()))  # the toy kind for this test only
+    monkeypatch.setattr(kinds, "_loaded", set(kinds._loaded))
     monkeypatch.setenv("HW3_KINDS", "tests.toykind")
     job = store.create_job("toy", {"epochs": 3}, [{"name": "a", "config": {"rate": 0.1}, "epochs_total": 3}])
     result = run("report", job)
