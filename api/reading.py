@@ -13,7 +13,7 @@ import click
 from api import client, display
 from api.display import _view
 from api.group import FAILED_EXIT, _echo_json, _fail, _job_id, _job_id_list, _resolve, _status_or_fail, main
-from shared.settings import get_settings
+from shared.settings import get_settings, masked_url
 from shared.store import StoreError
 from worker import kinds
 
@@ -31,6 +31,8 @@ def status(job_id, as_json):
         statuses = [store.job_status(j.job_id) for j in store.list_jobs(limit=10)]
         if as_json:
             _echo_json([_view(st) for st in statuses])
+        elif not statuses:
+            click.echo(f"no jobs yet in {masked_url(store.url)}", err=True)
         else:
             width = display.stdout_width()
             click.echo("\n\n".join("\n".join(display.status_lines(st, width)) for st in statuses))
