@@ -6,13 +6,16 @@ TensorFlow or matplotlib, so these functions are cheap to import and test.
 Confusion (Problem 2)
     confusion_counts, confusion_rates, most_confused_for, most_confused_pair
 Weights (Problem 3)
-    weight_stats, excess_kurtosis, shared_bins
+    weight_stats, excess_kurtosis, shared_bins, spread_change, spread_baseline
 Human/machine sequences (Problem 4)
-    stratified_split, weight_insight
+    stratified_split, weight_insight, insight_chance_rates
+
+Thresholds: every word the reports use for a number ("shrunk", "alternating", "position bias", ...)
+rests on one of the named constants below, each with the reason for its value; the reports state them.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -101,6 +104,15 @@ def most_confused_pair(C: np.ndarray, tol: float = 1e-12) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 SMALL_WEIGHT = 0.01
+# A std ratio within ±10 % of 1 is "about the same": the std of the smallest layer compared (480 weights,
+# 48 → 10) varies by about 2 % from one seed to another, so 10 % is well beyond that noise.
+SPREAD_CHANGE = 0.10
+# Shares of near-zero weights closer than 2 percentage points are "similar": such a share counted over 480
+# weights has a standard error of about 0.8 points.
+NEAR_ZERO_SHARE_CHANGE = 0.02
+# Excess kurtoses closer than 0.5 are "alike": over 480 weights the statistic's standard error is about 0.05
+# for uniform and 0.22 for Gaussian weights.
+KURTOSIS_CHANGE = 0.5
 
 
 def excess_kurtosis(values: np.ndarray) -> float:
@@ -142,6 +154,59 @@ def shared_bins(arrays: Sequence[np.ndarray], n_bins: int = 60) -> np.ndarray:
     return np.linspace(-m, m, n_bins + 1)
 
 
+def spread_change(ratio: float | None, threshold: float = SPREAD_CHANGE) -> int:
+    """-1 when ``ratio`` lies below 1 - threshold (narrower, shrunk), +1 above 1 + threshold (wider, widened),
+    0 within ±threshold of 1 (about the same) or when there is no ratio."""
+    if ratio is None or not np.isfinite(ratio):
+        return 0
+    return -1 if ratio < 1.0 - threshold else 1 if ratio > 1.0 + threshold else 0
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return float(a / b) if b else None
+
+
+def spread_baseline(init_stats: Mapping[str, Mapping[str, Mapping[str, float]]],
+                    trained_stats: Mapping[str, Mapping[str, Mapping[str, float]]], subject: str, reference: str,
+                    threshold: float = SPREAD_CHANGE) -> dict[str, Any]:
+    """Splits the difference between two models' weight spreads into initialization and training.
+
+    ``init_stats[model][junction]`` and ``trained_stats[model][junction]`` are :func:`weight_stats` dicts of
+    the same layers before and after training. For each junction in both models, with std s, growth
+    g = s_trained / s_init per model, and subject S against reference R:
+
+        s_trained(S) / s_trained(R) = [s_init(S) / s_init(R)] × [g(S) / g(R)]
+                     trained_ratio  =         init_ratio       ×  training_ratio
+
+    The first factor is fixed before any update (for Glorot initialization by the layer's fan-in + fan-out);
+    the second is what training did differently to the two models. Returns ``{"threshold", "subject",
+    "reference", "junctions": {junction: {"init_std": {model}, "trained_std": {model}, "growth": {model},
+    "growth_change": {model: -1/0/+1}, "init_ratio", "init_change", "trained_ratio", "trained_change",
+    "training_ratio", "training_change"}}}`` (changes by :func:`spread_change`; a ratio is None where its
+    denominator is 0).
+    """
+    junctions: dict[str, Any] = {}
+    models = (subject, reference)
+    for junction in trained_stats[reference]:
+        if not all(junction in init_stats.get(m, {}) and junction in trained_stats.get(m, {}) for m in models):
+            continue
+        init = {m: float(init_stats[m][junction]["std"]) for m in models}
+        trained = {m: float(trained_stats[m][junction]["std"]) for m in models}
+        growth = {m: _ratio(trained[m], init[m]) for m in models}
+        init_ratio = _ratio(init[subject], init[reference])
+        trained_ratio = _ratio(trained[subject], trained[reference])
+        training_ratio = (_ratio(growth[subject], growth[reference])
+                          if growth[subject] is not None and growth[reference] is not None else None)
+        junctions[junction] = {
+            "init_std": init, "trained_std": trained, "growth": growth,
+            "growth_change": {m: spread_change(growth[m], threshold) for m in models},
+            "init_ratio": init_ratio, "init_change": spread_change(init_ratio, threshold),
+            "trained_ratio": trained_ratio, "trained_change": spread_change(trained_ratio, threshold),
+            "training_ratio": training_ratio, "training_change": spread_change(training_ratio, threshold),
+        }
+    return {"threshold": threshold, "subject": subject, "reference": reference, "junctions": junctions}
+
+
 # --------------------------------------------------------------------------------------------
 # Human/machine sequences
 # --------------------------------------------------------------------------------------------
@@ -172,6 +237,27 @@ def stratified_split(y: Sequence[int] | np.ndarray, val_fraction: float = 0.2,
 
 INSIGHT_KINDS = ("alternating", "smooth", "balance", "mixed")
 
+# The words the Problem 4 report uses for a hidden unit or an input position, and the statistic each needs.
+# "By chance": how often a unit (or matrix) of independent Gaussian weights of the same shape passes, which
+# insight_chance_rates computes and the report quotes (the figures below are those of a 20 × 20 matrix).
+# |cos(w, +,−,+,−,…)| ≥ 0.5 to call a unit "alternating" (a switch detector): 2 % of random units get there.
+ALTERNATING_COSINE = 0.5
+# Adjacent contrast ≤ −0.6 (≥ 80 % of the neighbour-product mass same-signed) to call a unit "smooth" (a run
+# detector): 4 % of random units get there.
+SMOOTH_CONTRAST = 0.6
+# Sign balance |Σw| / Σ|w| ≥ 0.6 (≥ 80 % of the |w| mass on one sign) to call a unit "balance" (it counts
+# +1s against −1s): 3 % of random units get there.
+BALANCE_SHARE = 0.6
+# An input position's mean |w| ≥ 1.5× the average before the report says it stands out (a position bias):
+# the largest of 20 random positions gets there 5 % of the time.
+POSITION_BIAS = 1.5
+# The first and last three positions' mean |w| more than 15 % above (below) the average before the report
+# says the ends (the middle) weigh more: under 1 % of random matrices get there each way.
+ENDS_BIAS = 0.15
+
+INSIGHT_THRESHOLDS = {"alternating_cosine": ALTERNATING_COSINE, "smooth_contrast": SMOOTH_CONTRAST,
+                      "balance_share": BALANCE_SHARE, "position_bias": POSITION_BIAS, "ends_bias": ENDS_BIAS}
+
 
 def _runs(signs: np.ndarray) -> list[tuple[int, int, int]]:
     """(start, length, sign) of maximal runs of equal nonzero sign."""
@@ -193,35 +279,89 @@ def _adjacent_contrast(w: np.ndarray) -> np.ndarray:
     return np.divide(-prod.sum(axis=-1), denom, out=np.zeros_like(denom), where=denom > 0)
 
 
-def weight_insight(W: np.ndarray, w_out: np.ndarray | None = None, *, alpha: float = 0.05,
-                   n_permutations: int = 2000, balance_threshold: float = 0.6, top: int = 3,
-                   seed: int = 0) -> dict[str, Any]:
+def _alternation(w: np.ndarray) -> np.ndarray:
+    """Cosine of each vector along axis -2 (n_inputs) with +1, -1, +1, ... (0 for a zero vector)."""
+    n_in = w.shape[-2]
+    alt = np.where(np.arange(n_in) % 2 == 0, 1.0, -1.0)
+    norm = np.linalg.norm(w, axis=-2)
+    dot = np.einsum("...ij,i->...j", w, alt)
+    return np.divide(dot, norm * np.sqrt(n_in), out=np.zeros_like(norm), where=norm > 0)
+
+
+def _sign_balance(w: np.ndarray) -> np.ndarray:
+    """|sum w| / sum |w| along axis -2 (0 for a zero vector)."""
+    total = np.abs(w).sum(axis=-2)
+    return np.divide(np.abs(w.sum(axis=-2)), total, out=np.zeros_like(total), where=total > 0)
+
+
+def _ends_ratio(pos_weight: np.ndarray) -> np.ndarray:
+    mean = pos_weight.mean(axis=-1)
+    ends = (pos_weight[..., :3].mean(axis=-1) + pos_weight[..., -3:].mean(axis=-1)) / 2
+    return np.divide(ends, mean, out=np.ones_like(mean), where=mean > 0)
+
+
+def _unit_kind(alternation: float, contrast: float, balance: float,
+               thresholds: Mapping[str, float] = INSIGHT_THRESHOLDS) -> str:
+    """The word for one unit: the first threshold it passes, in this order, else "mixed"."""
+    if abs(alternation) >= thresholds["alternating_cosine"]:
+        return "alternating"
+    if balance >= thresholds["balance_share"]:  # one sign throughout: its neighbours agree trivially
+        return "balance"
+    if contrast <= -thresholds["smooth_contrast"]:
+        return "smooth"
+    return "mixed"
+
+
+def insight_chance_rates(n_inputs: int, n_hidden: int, thresholds: Mapping[str, float] = INSIGHT_THRESHOLDS,
+                         n_matrices: int = 2000, seed: int = 0) -> dict[str, float]:
+    """How often matrices of independent Gaussian weights of shape (n_inputs, n_hidden) pass each threshold.
+
+    Per unit (over n_matrices × n_hidden random units): ``alternating``, ``smooth``, ``balance`` (each test on
+    its own). Per matrix: ``position_bias`` (the largest position's mean |w| ratio), ``ends_heavier``,
+    ``middle_heavier``. Seeded, so the same shape always gives the same rates.
+    """
+    W = np.random.default_rng(seed).standard_normal((n_matrices, n_inputs, n_hidden))
+    contrast = _adjacent_contrast(np.swapaxes(W, -1, -2))
+    pos = np.abs(W).mean(axis=-1)
+    top = pos.max(axis=-1) / pos.mean(axis=-1)
+    ends = _ends_ratio(pos)
+    return {
+        "alternating": float(np.mean(np.abs(_alternation(W)) >= thresholds["alternating_cosine"])),
+        "smooth": float(np.mean(contrast <= -thresholds["smooth_contrast"])),
+        "balance": float(np.mean(_sign_balance(W) >= thresholds["balance_share"])),
+        "position_bias": float(np.mean(top >= thresholds["position_bias"])),
+        "ends_heavier": float(np.mean(ends > 1 + thresholds["ends_bias"])),
+        "middle_heavier": float(np.mean(ends < 1 - thresholds["ends_bias"])),
+    }
+
+
+def weight_insight(W: np.ndarray, w_out: np.ndarray | None = None, *,
+                   thresholds: Mapping[str, float] | None = None, top: int = 3) -> dict[str, Any]:
     """What the input→hidden weight matrix of the human/machine network attends to, as numbers.
 
     ``W`` has shape (n_inputs, n_hidden) (Keras kernel layout: column k = hidden unit k).
     Optional ``w_out`` (n_hidden,) or (n_hidden, 1) weighs each unit's importance by its outgoing
     weight (importance = ||W[:, k]|| · |w_out[k]|; without it, the norm alone). Units and positions
     are 0-based here; :func:`shared.reports.weight_insight_sentences` words the result.
+    ``thresholds`` (default ``INSIGHT_THRESHOLDS``) decide the words; they are returned with the numbers.
 
     Per hidden unit k (weight vector w = W[:, k]), in ``units``:
       * ``alternation``: cosine similarity of w with the alternating pattern (+1, -1, +1, ...);
         ±1 for a unit that responds exactly to alternating bits, ~0 otherwise.
       * ``flip_fraction``: fraction of adjacent input pairs whose weights have opposite signs.
       * ``adjacent_contrast``: -sum w_i w_{i+1} / sum |w_i w_{i+1}| in [-1, 1]: +1 when every
-        neighbouring pair has opposite signs (the unit measures switches between neighbours), -1
-        when all neighbours share a sign (the unit integrates runs / smooth stretches).
-      * ``p_alternating`` / ``p_smooth``: share of ``n_permutations`` random orderings of the same
-        weights whose contrast is at least / at most as extreme, i.e. whether the ORDER of the
-        weights (which neighbours share a sign) is unusual for that set of values.
+        neighbouring pair has opposite signs, -1 when all neighbours share a sign (the unit
+        integrates runs / smooth stretches).
       * ``sign_balance``: |sum w| / sum |w|; near 1 when all weights share one sign (the unit
         counts +1s against -1s, whatever their order).
       * ``longest_same_sign_run``: length of the longest stretch of same-signed weights.
       * ``norm``, ``importance``.
-      * ``kind``: "alternating" if p_alternating < alpha, "smooth" if p_smooth < alpha, else
-        "balance" if sign_balance >= balance_threshold, else "mixed".
-    Over all units: ``counts`` and ``importance_share`` per kind, ``expected_by_chance`` (units a
-    test at ``alpha`` flags each way by chance), ``mean_flip_fraction``, ``most_alternating_unit``
-    (largest |alternation|), ``most_important_units`` (the ``top`` by importance).
+      * ``kind``: the first threshold passed: "alternating" (|alternation| >= alternating_cosine),
+        "balance" (sign_balance >= balance_share), "smooth" (adjacent_contrast <= -smooth_contrast),
+        else "mixed" (no word).
+    Over all units: ``counts`` and ``importance_share`` per kind, ``chance`` (:func:`insight_chance_rates`)
+    and ``expected_by_chance`` (n_hidden × the chance rate, per kind), ``mean_flip_fraction``,
+    ``most_alternating_unit`` (largest |alternation|), ``most_important_units`` (the ``top`` by importance).
     Per input position: mean |w| over units (``position_weight``), the ``top`` positions
     (``top_positions``), the first one's ``top_position_ratio`` to the mean and ``ends_ratio``, the
     mean |w| of the first and last three positions over the mean (> 1: the ends weigh more).
@@ -229,51 +369,36 @@ def weight_insight(W: np.ndarray, w_out: np.ndarray | None = None, *, alpha: flo
     W = np.asarray(W, dtype=np.float64)
     if W.ndim != 2 or W.shape[0] < 3:
         raise ValueError(f"expected an (n_inputs >= 3, n_hidden) matrix, got shape {W.shape}")
+    thresholds = {**INSIGHT_THRESHOLDS, **(thresholds or {})}
     n_in, n_hidden = W.shape
-    alt = np.where(np.arange(n_in) % 2 == 0, 1.0, -1.0)
     importance = np.linalg.norm(W, axis=0)
     if w_out is not None:
         importance = importance * np.abs(np.asarray(w_out, dtype=np.float64).ravel())
-    rng = np.random.default_rng(seed)
-    perms = np.argsort(rng.random((n_permutations, n_in)), axis=1)
+    alternation = _alternation(W)
+    contrast = _adjacent_contrast(W.T)
+    balance = _sign_balance(W)
     units = []
     for k in range(n_hidden):
         w = W[:, k]
-        norm = float(np.linalg.norm(w))
-        contrast = float(_adjacent_contrast(w))
-        null = _adjacent_contrast(w[perms])
-        p_alt = float((np.sum(null >= contrast - 1e-12) + 1) / (n_permutations + 1))
-        p_smooth = float((np.sum(null <= contrast + 1e-12) + 1) / (n_permutations + 1))
-        abs_sum = float(np.abs(w).sum())
-        balance = float(abs(w.sum()) / abs_sum) if abs_sum > 0 else 0.0
         signs = np.sign(w)
         runs = _runs(np.where(signs == 0, 1, signs))
-        if p_alt < alpha:
-            kind = "alternating"
-        elif p_smooth < alpha:
-            kind = "smooth"
-        elif balance >= balance_threshold:
-            kind = "balance"
-        else:
-            kind = "mixed"
         units.append({
             "unit": k,
-            "alternation": float(w @ alt / (norm * np.sqrt(n_in))) if norm > 0 else 0.0,
+            "alternation": float(alternation[k]),
             "flip_fraction": float(np.mean(signs[:-1] * signs[1:] < 0)),
-            "adjacent_contrast": contrast,
-            "p_alternating": p_alt,
-            "p_smooth": p_smooth,
-            "sign_balance": balance,
+            "adjacent_contrast": float(contrast[k]),
+            "sign_balance": float(balance[k]),
             "longest_same_sign_run": int(max(length for _, length, _ in runs)),
-            "norm": norm,
+            "norm": float(np.linalg.norm(w)),
             "importance": float(importance[k]),
-            "kind": kind,
+            "kind": _unit_kind(float(alternation[k]), float(contrast[k]), float(balance[k]), thresholds),
         })
 
     counts = {kd: sum(u["kind"] == kd for u in units) for kd in INSIGHT_KINDS}
     total_imp = float(importance.sum()) or 1.0
     share = {kd: float(sum(u["importance"] for u in units if u["kind"] == kd)) / total_imp
              for kd in INSIGHT_KINDS}
+    chance = insight_chance_rates(n_in, n_hidden, thresholds)
     pos_weight = np.abs(W).mean(axis=1)
     top_positions = [int(i) for i in np.argsort(-pos_weight, kind="stable")[:top]]
     mean_pos = float(pos_weight.mean()) or 1.0
@@ -282,12 +407,13 @@ def weight_insight(W: np.ndarray, w_out: np.ndarray | None = None, *, alpha: flo
         "position_weight": [float(v) for v in pos_weight],
         "top_positions": top_positions,
         "top_position_ratio": float(pos_weight[top_positions[0]] / mean_pos),
-        "ends_ratio": float((pos_weight[:3].mean() + pos_weight[-3:].mean()) / 2 / mean_pos),
+        "ends_ratio": float(_ends_ratio(pos_weight)),
         "counts": counts,
         "importance_share": share,
-        "expected_by_chance": n_hidden * alpha,
+        "thresholds": thresholds,
+        "chance": chance,
+        "expected_by_chance": {kd: n_hidden * chance[kd] for kd in ("alternating", "smooth", "balance")},
         "mean_flip_fraction": float(np.mean([u["flip_fraction"] for u in units])),
         "most_alternating_unit": max(units, key=lambda u: abs(u["alternation"]))["unit"],
         "most_important_units": [u["unit"] for u in sorted(units, key=lambda u: -u["importance"])[:top]],
-        "alpha": alpha,
     }

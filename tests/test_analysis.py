@@ -137,17 +137,16 @@ def _stats(std_a: float, std_b: float, small_a: float = 0.05, small_b: float = 0
 
 def test_describe_weight_differences_is_derived_from_the_numbers():
     narrow = reports.describe_weight_differences(_stats(0.072, 0.031))
-    assert len(narrow) == 3  # one per junction + overall
-    assert "2.3× narrower" in narrow[0]
+    assert len(narrow) == 3  # one per junction + the note that, without initial weights, no cause is claimed
+    assert "2.32× narrower" in narrow[0]
     assert "0.031" in narrow[0] and "0.072" in narrow[0]
     assert "30.0%" in narrow[0] and "5.0%" in narrow[0] and "more" in narrow[0]
     assert "heavier tails" in narrow[0]
-    assert "closer to zero at every junction" in narrow[-1]
+    assert "no effect is claimed" in narrow[-1]  # widths differ: without the initial spreads, no cause
 
     wide = reports.describe_weight_differences(_stats(0.031, 0.093, small_a=0.3, small_b=0.05,
                                                        kurt_a=3.0, kurt_b=0.2))
-    assert "3.0× wider" in wide[0] and "fewer" in wide[0] and "lighter tails" in wide[0]
-    assert "not narrower" in wide[-1]
+    assert "3.00× wider" in wide[0] and "fewer" in wide[0] and "lighter tails" in wide[0]
     assert wide != narrow
 
     same = reports.describe_weight_differences(_stats(0.05, 0.051, small_a=0.1, small_b=0.1,
@@ -159,7 +158,7 @@ def test_describe_uses_labels_and_explicit_roles():
     s = _stats(0.072, 0.031)
     text = reports.describe_weight_differences(s, subject="plain", reference="l2_dropout",
                                                 labels={"plain": "P", "l2_dropout": "R"})
-    assert text[0].startswith("input→hidden: the P weights are 2.3× wider than the R ones")
+    assert text[0].startswith("input→hidden: after training the P weights are 2.32× wider than the R ones")
 
 
 # ------------------------------------------------------------------------------- human/machine
@@ -189,9 +188,9 @@ def test_weight_insight_detects_planted_alternating_unit():
     ins = analysis.weight_insight(W, w_out=w_out)
     u7, u3 = ins["units"][7], ins["units"][3]
     assert ins["most_alternating_unit"] == 7
-    assert u7["kind"] == "alternating" and u7["flip_fraction"] == 1.0 and u7["p_alternating"] < 0.01
+    assert u7["kind"] == "alternating" and u7["flip_fraction"] == 1.0
     assert u7["alternation"] < -0.95 and u7["adjacent_contrast"] > 0.95
-    assert u3["kind"] == "smooth" and u3["p_smooth"] < 0.01 and u3["longest_same_sign_run"] == 10
+    assert u3["kind"] == "smooth" and u3["adjacent_contrast"] < -0.8 and u3["longest_same_sign_run"] == 10
     assert u3["flip_fraction"] == pytest.approx(1 / 19)
     assert sum(ins["counts"].values()) == 20
     # random noise units are only rarely flagged

@@ -181,12 +181,19 @@ def test_regularization_runs(regularization_job):
     assert runs["l2_dropout"].result["stopped_early"] and runs["l2_dropout"].result["epochs_run"] == 2
     for name, res in runs.items():
         folder = out / "runs" / name
-        for f in ("weights.npz", "history.json", "metrics.json", "learning_curves.png"):
+        for f in ("weights.npz", "weights_init.npz", "history.json", "metrics.json", "learning_curves.png"):
             assert (folder / f).is_file()
         assert _is_png(folder / "learning_curves.png")
+        hidden = 128 if name == "plain" else 48
         with np.load(folder / "weights.npz") as npz:
-            hidden = 128 if name == "plain" else 48
             assert npz["kernel_1"].shape == (784, hidden) and npz["kernel_2"].shape == (hidden, 10)
+        init = res.result["init"]
+        assert init["fans"] == {"input_hidden": [784, hidden], "hidden_output": [hidden, 10]}
+        with np.load(folder / "weights_init.npz") as npz:  # Glorot uniform: limit √(6 / (fan_in + fan_out))
+            limit = np.sqrt(6 / (hidden + 10))
+            assert np.abs(npz["kernel_2"]).max() <= limit
+            assert init["stats"]["hidden_output"]["std"] == pytest.approx(limit / np.sqrt(3), rel=0.1)
+            assert init["stats"]["input_hidden"] == analysis.weight_stats(npz["kernel_1"])
         assert 0.5 < res.result["test_accuracy"] <= 1.0
 
 
@@ -206,7 +213,11 @@ def test_regularization_summary(regularization_job):
             assert s["std"] > 0 and 0 <= s["frac_small"] <= 1
     rows = list(csv.reader((out / "weight_stats.csv").open()))
     assert len(rows) == 5 and rows[0][:3] == ["junction", "model", "n"]
-    assert len(r["description"]) == 3 and "std" in r["description"][0]
+    assert len(r["description"]) == 5 and "std" in r["description"][0]  # 2 junctions, 2 baselines, overall
+    assert "at initialization (same seed)" in r["description"][2]
+    spread = r["spread"]["junctions"]["hidden_output"]
+    assert spread["init_ratio"] == pytest.approx(np.sqrt(138 / 58), rel=0.1)  # Glorot: √((128+10) / (48+10))
+    assert spread["trained_ratio"] == pytest.approx(spread["init_ratio"] * spread["training_ratio"])
     assert r["models"] == {n: _stored(runs[n]) for n in ("plain", "l2_dropout")}
     md = reports.regularization_section(r)
     assert "input→hidden" in md and "excess kurtosis" in md
@@ -359,7 +370,9 @@ def test_regularization_summary_from_stored_results(tmp_path):
     labelled = {n: {r["junctions"][j]: s for j, s in r["weight_stats"][n].items()} for n in results}
     assert r["description"] == reports.describe_weight_differences(labelled, subject="l2_dropout",
                                                                    reference="plain", labels=r["labels"])
-    assert "narrower" in r["description"][0] and "every junction" in r["description"][-1]
+    assert "narrower" in r["description"][0]
+    assert r["spread"] is None and r["init_stats"] == {}  # results stored without initial statistics
+    assert "no effect is claimed" in r["description"][-1]
     assert _is_png(tmp_path / "learning_curves.png")  # drawn from the given epoch rows
     assert _links_exist(reports.regularization_section(r), tmp_path) == []
     assert not _json_files(tmp_path)

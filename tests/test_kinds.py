@@ -498,10 +498,10 @@ def test_the_confusion_report():
     text = CONFUSION.report(job_status("confusion", result=confusion_result()), [])
     assert text.startswith(f"# Problem 2 — Fashion-MNIST confusion matrix (job `{JOB_ID}`)\n\n## Problem 2:")
     assert "**Test accuracy: 92.67%** (test loss 0.2345;" in text
-    assert "**T-shirt** and **Pullover**" in text and "= 10.00% + 5.00% = 15.00%." in text
-    assert "| T-shirt | 85.00% | Pullover | 10.00% |" in text
-    assert "| Trouser | — | — | 1.00% |" in text
-    assert "| T-shirt | 85.0 | 5.0 | 10.0 |" in text
+    assert "**0: T-shirt** and **2: Pullover**" in text and "= 10.00% + 5.00% = 15.00%." in text
+    assert "| 0: T-shirt | 85.00% | 2: Pullover | 10.00% |" in text
+    assert "| 1: Trouser | — | — | 1.00% |" in text
+    assert "| 0: T-shirt | 85.0 | 5.0 | 10.0 |" in text
     assert "Failed runs" not in text
 
 
@@ -538,7 +538,7 @@ def test_the_human_machine_report_with_a_failed_run():
               "weight_matrix": [[0.1, -0.2], [0.3, 0.4]], "failed_runs": {"rmsprop-dropout": "worker lost"}}
     text = HUMAN_MACHINE.report(job_status("human-machine", result=result), [])
     assert text.startswith(f"# Problem 4 — human-typed or machine-generated? (job `{JOB_ID}`)\n")
-    assert "**Best run: `adam-l2`, validation accuracy 63.00%** (epoch 17). Model:" in text
+    assert "**Best run: `adam-l2`, validation accuracy 63.00%** at its kept epoch 17. Model:" in text
     assert "goal" not in text
     assert "| **adam-l2** | adam | l2 | 0.001 |" in text and "| sgd-none |" in text
     assert text.endswith("\n## Failed runs\n\n- rmsprop-dropout: worker lost\n")

@@ -21,10 +21,10 @@ Params (``DEFAULT_PARAMS``; any subset may be given):
 Artifacts (relative to out_dir):
     history.json          per-epoch metrics
     learning_curves.png   training/validation accuracy and loss
-    confusion.txt         the rate matrix as an aligned text table with class names
+    confusion.txt         the rate matrix as an aligned text table, classes as "m: name" (m = 0..9)
     confusion.csv         the rate matrix (rows = true class, columns = decision)
     confusion.json        rates, counts and the most-confused analysis
-    confusion.png         annotated heat map
+    confusion.png         annotated heat map (percent of the true class; classes as "m: name")
 """
 from __future__ import annotations
 
@@ -111,8 +111,8 @@ def run_confusion(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, 
     Result keys: test_accuracy, test_loss, most_confused_pair {classes, rate, rate_ab, rate_ba,
     ties}, most_confused_for [{class, confused_with, rate, ties, correct_rate}] (one per class),
     confusion_rates (10×10), confusion_table (text), class_names, epochs_run, stopped_early,
-    final (last epoch's train/val metrics), seconds, params, files (artifact paths relative to
-    out_dir).
+    final (last epoch's train/val metrics), seconds, params, n_train, n_val, n_test, files
+    (artifact paths relative to out_dir).
     """
     from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     p = merge_params(DEFAULT_PARAMS, params)
@@ -123,21 +123,23 @@ def run_confusion(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, 
                                 should_stop=should_stop, threads=threads)
     conf = confusion_analysis(y_test, trained.test_predictions, class_names)
     rates = np.asarray(conf["rates"])
-    table = reports.format_confusion_table(rates, class_names)
+    labels = reports.indexed_names(class_names)
+    table = reports.format_confusion_table(rates, labels)
     log.info("test accuracy %.4f; confusion rates:\n%s", trained.test_accuracy, table)
 
     artifacts = [
         write_json(out_dir / FILES["history"], trained.history),
         plots.plot_learning_curves(trained.history, out_dir / FILES["learning_curves"],
-                                   title="Problem 2: Fashion-MNIST learning curves"),
+                                   title="Problem 2: Fashion-MNIST learning curves (validation: the last "
+                                         f"{100 * float(p['val_fraction']):g}% of the training set)"),
     ]
     (out_dir / FILES["table"]).write_text(table + "\n")
     artifacts.append(out_dir / FILES["table"])
     artifacts.append(write_confusion_csv(rates, class_names, out_dir / FILES["csv"]))
     artifacts.append(write_json(out_dir / FILES["json"], {**conf, "test_accuracy": trained.test_accuracy}))
     artifacts.append(plots.plot_confusion_heatmap(
-        rates, class_names, out_dir / FILES["heatmap"],
-        title=f"Test confusion rates in % (accuracy {100 * trained.test_accuracy:.2f}%)"))
+        rates, labels, out_dir / FILES["heatmap"],
+        title=f"Test confusion rates, % of each true class (accuracy {100 * trained.test_accuracy:.2f}%)"))
 
     result = {
         "test_accuracy": trained.test_accuracy,
@@ -152,6 +154,9 @@ def run_confusion(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, 
         "final": last_metrics(trained.history),
         "seconds": trained.seconds,
         "params": p,
+        "n_train": trained.n_train,
+        "n_val": trained.n_val,
+        "n_test": int(len(y_test)),
         "files": dict(FILES),
     }
     return ExperimentResult(result=to_jsonable(result), artifacts=artifacts)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.experiments.keras_common import (OnEpoch, ShouldStop, build_mlp, configure_tensorflow,
+from worker.experiments.keras_common import (OnEpoch, ShouldStop, build_mlp, configure_tensorflow, dense_kernels,
                                              epoch_callback, make_optimizer, seed_everything)
 
 # Training settings of both problems; each adds its network's own (hidden_units, l2, dropout).
@@ -41,6 +41,9 @@ class TrainedClassifier:
     test_accuracy: float
     test_predictions: np.ndarray
     seconds: float
+    initial_weights: list[tuple[np.ndarray, np.ndarray]]  # (kernel, bias) per Dense layer, before the first update
+    n_train: int
+    n_val: int
 
 
 def validation_tail(x: np.ndarray, y: np.ndarray, val_fraction: float
@@ -70,7 +73,9 @@ def train_fashion_mlp(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
 
     ``p`` supplies epochs, batch_size, optimizer, learning_rate, lr_schedule ("cosine" or
     "constant"), final_lr_fraction, val_fraction (the last part of the training set validates)
-    and seed. The model after the last epoch is evaluated on the test set.
+    and seed. The model after the last epoch is evaluated on the test set. The Dense layers' weights
+    before the first update (Keras' default Glorot-uniform kernels, zero biases, drawn from ``seed``) are
+    handed back as ``initial_weights``.
     """
     configure_tensorflow(threads)
     seed_everything(int(p["seed"]))
@@ -78,6 +83,7 @@ def train_fashion_mlp(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
     (x_tr, y_tr), (x_val, y_val) = validation_tail(x_train, y_train, float(p["val_fraction"]))
     model = build_mlp(x_train.shape[1], int(hidden_units), n_classes, l2=float(l2),
                       dropout=float(dropout))
+    initial_weights = dense_kernels(model)
     batch = int(p["batch_size"])
     epochs = int(p["epochs"])
     lr: Any = float(p["learning_rate"])
@@ -98,7 +104,8 @@ def train_fashion_mlp(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
     return TrainedClassifier(model=model, history=reporter.history, stopped_early=reporter.stopped,
                              test_loss=float(test_loss),
                              test_accuracy=float(np.mean(predictions == np.asarray(y_test))),
-                             test_predictions=predictions, seconds=seconds)
+                             test_predictions=predictions, seconds=seconds, initial_weights=initial_weights,
+                             n_train=len(x_tr), n_val=len(x_val))
 
 
 def last_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:

@@ -35,7 +35,8 @@ Artifacts (relative to out_dir):
     (history.json and metrics.json are for the user: the summary never reads them)
     summary:
     model.hdf5                      copy of the best run's model
-    runs.csv, runs_comparison.png   every run's best validation accuracy
+    runs.csv, runs_comparison.png   every run's validation accuracy at its kept and its final epoch
+    learning_curves_all.png         every run's accuracy curves side by side, the kept epochs marked
     weights_input_hidden.csv/.md/.png   the best model's 20×20 input→hidden matrix
     insight.json                    :func:`shared.analysis.weight_insight` of that matrix, with
                                     its sentences (:func:`shared.reports.weight_insight_sentences`)
@@ -179,10 +180,12 @@ def run_human_machine(run_name: str, x: np.ndarray, y: np.ndarray, params: dict[
                       should_stop: ShouldStop | None = None, threads: int = 1) -> ExperimentResult:
     """Train one ``<optimizer>-<reg>`` configuration; keep and save its best epoch's model.
 
-    Result keys: run, optimizer, regularization, learning_rate, val_accuracy (of the saved
-    model), val_loss, train_accuracy (at the kept epoch), best_epoch, epochs_run, stopped_early,
-    seconds, n_train, n_val, files (relative to out_dir): everything the summary and the report
-    need of this run.
+    Result keys: run, optimizer, regularization, learning_rate, l2 and dropout (the strengths this
+    run used, 0 for the one it did not), val_accuracy (of the saved model), val_loss, train_accuracy
+    (at the kept epoch), best_epoch, final (the last epoch's epoch, train_accuracy, val_accuracy,
+    val_loss: chosen by nothing), epochs_run, stopped_early, seconds, n_train, n_val, split
+    ({val_fraction, split_seed, train_human, val_human}: label 1 = human), files (relative to
+    out_dir): everything the summary and the report need of this run.
     """
     from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     p = merge_params(DEFAULT_PARAMS, params)
@@ -196,9 +199,9 @@ def run_human_machine(run_name: str, x: np.ndarray, y: np.ndarray, params: dict[
 
     configure_tensorflow(threads)
     seed_everything(int(p["seed"]))
-    model = build_mlp(x_tr.shape[1], int(p["hidden_units"]), 1,
-                      l2=float(p["l2"]) if reg == "l2" else 0.0,
-                      dropout=float(p["dropout"]) if reg == "dropout" else 0.0,
+    l2 = float(p["l2"]) if reg == "l2" else 0.0
+    dropout = float(p["dropout"]) if reg == "dropout" else 0.0
+    model = build_mlp(x_tr.shape[1], int(p["hidden_units"]), 1, l2=l2, dropout=dropout,
                       output_activation="sigmoid")
     lr = float(p["learning_rates"][optimizer])
     model.compile(optimizer=make_optimizer(optimizer, lr, float(p["momentum"])),
@@ -222,33 +225,47 @@ def run_human_machine(run_name: str, x: np.ndarray, y: np.ndarray, params: dict[
     weights_path = folder / "weights.npz"
     np.savez(weights_path, kernel_1=k1, bias_1=b1, kernel_2=k2, bias_2=b2)
     history = reporter.history
+    last = history[-1] if history else {}
     metrics = {
         "run": run_name,
         "optimizer": optimizer,
         "regularization": reg,
         "learning_rate": lr,
+        "l2": l2,
+        "dropout": dropout,
         "val_accuracy": val_acc,
         "val_loss": val_loss,
         "train_accuracy": best.best_logs.get("accuracy"),
         "best_epoch": best.best_epoch,
+        "final": {k: last.get(k) for k in ("epoch", "train_accuracy", "val_accuracy", "val_loss")},
         "epochs_run": len(history),
         "stopped_early": reporter.stopped,
         "seconds": seconds,
         "n_train": int(len(y_tr)),
         "n_val": int(len(y_val)),
+        "split": {"val_fraction": float(p["val_fraction"]), "split_seed": int(p["split_seed"]),
+                  "train_human": int(np.sum(y_tr == 1)), "val_human": int(np.sum(y_val == 1))},
     }
     artifacts = [
         model_path,
         weights_path,
         write_json(folder / "history.json", history),
         plots.plot_learning_curves(history, folder / "learning_curve.png", show_loss=False,
-                                   best_epoch=best.best_epoch,
-                                   title=f"{run_name}: best validation accuracy {val_acc:.4f}"),
+                                   best_epoch=best.best_epoch, title=_curve_title(run_name, metrics)),
         write_json(folder / "metrics.json", metrics),
     ]
     metrics["files"] = {key: rel(a, out_dir) for key, a in
                         zip(("model", "weights", "history", "learning_curve", "metrics"), artifacts)}
     return ExperimentResult(result=to_jsonable(metrics), artifacts=artifacts)
+
+
+def _curve_title(run_name: str, m: Mapping[str, Any]) -> str:
+    """The run's two validation figures, each named by its epoch: the kept (best) one and the final one."""
+    title = f"{run_name}: validation accuracy {m['val_accuracy']:.2%} at kept epoch {m['best_epoch']}"
+    final = m.get("final") or {}
+    if final.get("val_accuracy") is not None:
+        title += f", {final['val_accuracy']:.2%} at the final epoch {final['epoch']}"
+    return title
 
 
 def _rank_key(m: dict[str, Any]) -> tuple[float, float]:
@@ -263,19 +280,23 @@ def summarize_human_machine(out_dir: Path, results: Mapping[str, dict],
 
     ``results[name]`` is the result :func:`run_human_machine` returned for each run that
     succeeded (as stored; at least one); grid runs of ``params`` without one are listed under
-    ``missing_runs``. ``histories[name]`` holds a run's epoch rows in epoch order; no figure of
-    the summary needs them (each run drew its own learning curve), so they may be partial.
-    Only the best run's ``model.hdf5`` and ``weights.npz`` are read from disk. Ranking: validation
-    accuracy, then lower validation loss, then grid order. Result keys: val_accuracy, best_run,
-    model_path ("model.hdf5"), best_epoch, runs {name: result}, ranking [names],
-    missing_runs, weight_matrix (20×20, rows = input positions, columns = hidden units),
-    weight_table (markdown), insight (:func:`shared.analysis.weight_insight` plus its
-    ``sentences``), stopped_early, files (relative to out_dir).
+    ``missing_runs``. ``histories[name]`` holds a run's epoch rows in epoch order; they draw the
+    overview of every run's learning curves (``learning_curves_all.png``; a partial history draws
+    what it has). Only the best run's ``model.hdf5`` and ``weights.npz`` are read from disk. Ranking:
+    validation accuracy at the kept epoch, then lower validation loss, then grid order. Result keys:
+    val_accuracy, best_run, model_path ("model.hdf5"), best_epoch, final (the best run's last epoch:
+    epoch, val_accuracy, ...: an accuracy chosen by nothing), runs {name: result}, ranking [names],
+    missing_runs, settings (epochs, batch_size, hidden_units, seed, learning_rates, momentum, l2,
+    dropout), split (n_train, n_val, val_fraction, split_seed, train_human, val_human),
+    weight_matrix (20×20, rows = input positions, columns = hidden units), weight_table (markdown),
+    insight (:func:`shared.analysis.weight_insight` plus its ``sentences``), stopped_early, files
+    (relative to out_dir).
     """
     from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     out_dir = Path(out_dir)
     if not results:
         raise ValueError(f"no finished run to summarize in {out_dir}")
+    p = merge_params(DEFAULT_PARAMS, params)
     grid = run_names(params)
     names = [n for n in grid if n in results] + [n for n in results if n not in grid]
     runs = {n: dict(results[n]) for n in names}
@@ -307,21 +328,30 @@ def summarize_human_machine(out_dir: Path, results: Mapping[str, dict],
     artifacts.append(md_path)
     artifacts.append(plots.plot_weight_matrix(
         W, out_dir / "weights_input_hidden.png",
-        title=f"{best_name}: input→hidden weights (validation accuracy {best['val_accuracy']:.4f})"))
+        title=f"{best_name}: input→hidden weights (validation accuracy {best['val_accuracy']:.2%} at kept "
+              f"epoch {best.get('best_epoch')})"))
     artifacts.append(write_json(out_dir / "insight.json", insight))
 
     runs_csv = out_dir / "runs.csv"
-    cols = ("run", "optimizer", "regularization", "learning_rate", "val_accuracy", "val_loss",
+    cols = ("run", "optimizer", "regularization", "learning_rate", "l2", "dropout", "val_accuracy", "val_loss",
             "train_accuracy", "best_epoch", "epochs_run", "seconds")
     with runs_csv.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(cols)
+        writer.writerow([*cols, "final_val_accuracy"])  # val_accuracy: at best_epoch (the kept one)
         for name in ranking:
-            writer.writerow([runs[name].get(c) for c in cols])
+            writer.writerow([runs[name].get(c) for c in cols] + [(runs[name].get("final") or {}).get("val_accuracy")])
     artifacts.append(runs_csv)
+    n_val = best.get("n_val")
     artifacts.append(plots.plot_run_comparison(
         ranking, [runs[n]["val_accuracy"] for n in ranking], out_dir / "runs_comparison.png",
-        highlight=best_name))
+        highlight=best_name, label="at the kept (best) epoch",
+        second=[(runs[n].get("final") or {}).get("val_accuracy") for n in ranking], second_label="at the final epoch",
+        title="Validation accuracy per run" + (f" ({n_val:,} validation rows)" if n_val else "")))
+    in_grid = [n for n in names if n in histories]
+    artifacts.append(plots.plot_run_grid(
+        {n: histories[n] for n in in_grid}, out_dir / "learning_curves_all.png",
+        kept_epochs={n: runs[n].get("best_epoch") for n in in_grid}, ncols=max(1, len(p["regularizations"])),
+        highlight=best_name, title="Problem 4: accuracy of every run (dashed: the kept epoch; framed: the best run)"))
 
     files = {
         "model": MODEL_FILE,
@@ -331,6 +361,7 @@ def summarize_human_machine(out_dir: Path, results: Mapping[str, dict],
         "insight": "insight.json",
         "runs_csv": "runs.csv",
         "runs_comparison": "runs_comparison.png",
+        "learning_curves_all": "learning_curves_all.png",
         "learning_curves": {n: rel(run_dir(out_dir, n) / "learning_curve.png", out_dir) for n in ranking},
     }
     result = {
@@ -338,9 +369,14 @@ def summarize_human_machine(out_dir: Path, results: Mapping[str, dict],
         "best_run": best_name,
         "model_path": MODEL_FILE,
         "best_epoch": best.get("best_epoch"),
+        "final": best.get("final") or {},
         "runs": runs,
         "ranking": ranking,
         "missing_runs": missing,
+        "settings": {k: p[k] for k in ("epochs", "batch_size", "hidden_units", "seed", "learning_rates", "momentum",
+                                       "l2", "dropout")},
+        "split": {"n_train": best.get("n_train"), "n_val": best.get("n_val"), **(best.get("split") or {
+            "val_fraction": p["val_fraction"], "split_seed": p["split_seed"]})},
         "weight_matrix": W.tolist(),
         "weight_table": table,
         "insight": insight,

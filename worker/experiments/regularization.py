@@ -18,13 +18,20 @@ Params (``DEFAULT_PARAMS``):
     seed               0
     models             MODELS: per model name {hidden_units, l2, dropout}; override per key
 
+Initialization: Keras' default Glorot-uniform kernels (std √(2 / (fan_in + fan_out))), drawn from the
+seed before the first update, so the 48-unit and the 128-unit layers start with different spreads. Each
+run saves those initial weights and puts their statistics in its result; the summary separates what the
+initialization set from what training (with or without L2 + dropout) changed
+(:func:`shared.analysis.spread_baseline`).
+
 Artifacts (relative to out_dir):
     runs/<model>/history.json, runs/<model>/learning_curves.png,
-    runs/<model>/weights.npz (kernel_1, bias_1, kernel_2, bias_2), runs/<model>/metrics.json
+    runs/<model>/weights.npz (kernel_1, bias_1, kernel_2, bias_2), runs/<model>/metrics.json,
+    runs/<model>/weights_init.npz (the same keys, before the first update)
     (history.json and metrics.json are for the user: the summary never reads them)
     summary:
     weights_<model>_<junction>.png  four histograms (junction: input_hidden, hidden_output),
-                                    shared bins per junction
+                                    shared bins per junction, the initial weights outlined
     weights_overlay_<junction>.png  both models on one axes, per junction
     learning_curves.png             both models' accuracy curves
     weight_stats.csv, weight_stats.json, weight_differences.md
@@ -71,7 +78,9 @@ def run_regularization(model_name: str, x_train: np.ndarray, y_train: np.ndarray
     """Train one of the two Problem 3 models (``model_name`` in ``RUN_NAMES``) and save its weights.
 
     Result keys: model, test_accuracy, test_loss, hidden_units, l2, dropout, epochs_run,
-    stopped_early, final, seconds, files (relative to out_dir): everything the summary and the
+    stopped_early, final, seconds, n_train, n_val, params (the training settings), init
+    ({initializer, seed, stats {junction: weight_stats}, fans {junction: [fan_in, fan_out]}}: the
+    weights before the first update), files (relative to out_dir): everything the summary and the
     report need of this run.
     """
     from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
@@ -87,6 +96,10 @@ def run_regularization(model_name: str, x_train: np.ndarray, y_train: np.ndarray
     (k1, b1), (k2, b2) = dense_kernels(trained.model)
     weights_path = folder / "weights.npz"
     np.savez(weights_path, kernel_1=k1, bias_1=b1, kernel_2=k2, bias_2=b2)
+    (i1, c1), (i2, c2) = trained.initial_weights
+    init_path = folder / "weights_init.npz"
+    np.savez(init_path, kernel_1=i1, bias_1=c1, kernel_2=i2, bias_2=c2)
+    initial = {"kernel_1": i1, "kernel_2": i2}
     metrics = {
         "model": model_name,
         "test_accuracy": trained.test_accuracy,
@@ -98,6 +111,12 @@ def run_regularization(model_name: str, x_train: np.ndarray, y_train: np.ndarray
         "stopped_early": trained.stopped_early,
         "final": last_metrics(trained.history),
         "seconds": trained.seconds,
+        "n_train": trained.n_train,
+        "n_val": trained.n_val,
+        "params": {k: v for k, v in p.items() if k != "models"},  # how it was trained, for the report
+        "init": {"initializer": "glorot_uniform", "seed": int(p["seed"]),
+                 "stats": {slug: analysis.weight_stats(initial[key]) for slug, _, key in JUNCTIONS},
+                 "fans": {slug: list(initial[key].shape) for slug, _, key in JUNCTIONS}},
     }
     artifacts = [
         write_json(folder / "history.json", trained.history),
@@ -105,11 +124,13 @@ def run_regularization(model_name: str, x_train: np.ndarray, y_train: np.ndarray
                                    title=f"Problem 3: {MODEL_LABELS.get(model_name, model_name)}"),
         weights_path,
         write_json(folder / "metrics.json", metrics),
+        init_path,
     ]
     metrics["files"] = {"history": rel(artifacts[0], Path(out_dir)),
                         "learning_curves": rel(artifacts[1], Path(out_dir)),
                         "weights": rel(artifacts[2], Path(out_dir)),
-                        "metrics": rel(artifacts[3], Path(out_dir))}
+                        "metrics": rel(artifacts[3], Path(out_dir)),
+                        "weights_init": rel(init_path, Path(out_dir))}
     return ExperimentResult(result=to_jsonable(metrics), artifacts=artifacts)
 
 
@@ -125,6 +146,17 @@ def _write_stats_csv(stats: dict[str, dict[str, dict[str, float]]], path: Path) 
     return path
 
 
+def _by_label(by_model: Mapping[str, Mapping[str, Any]], junction_labels: Mapping[str, str]) -> dict:
+    """{model: {junction slug: x}} → {model: {junction label: x}} (the sentences name junctions by label)."""
+    return {n: {junction_labels.get(j, j): x for j, x in by_junction.items()} for n, by_junction in by_model.items()}
+
+
+def _by_label_baseline(spread: Mapping[str, Any] | None, junction_labels: Mapping[str, str]) -> dict | None:
+    if spread is None:
+        return None
+    return {**spread, "junctions": {junction_labels.get(j, j): b for j, b in spread["junctions"].items()}}
+
+
 def summarize_regularization(out_dir: Path, results: Mapping[str, dict],
                              histories: Mapping[str, Sequence[Mapping]]) -> ExperimentResult:
     """Compare the runs' weights: histograms, statistics, generated description.
@@ -132,10 +164,13 @@ def summarize_regularization(out_dir: Path, results: Mapping[str, dict],
     ``results[name]`` is the result :func:`run_regularization` returned for run ``name`` (as
     stored); its keys, in order, are the runs to compare (at least two; the second is described
     relative to the first). ``histories[name]`` holds that run's epoch rows in epoch order. Only
-    ``runs/<name>/weights.npz`` is read from disk. Result keys: test_accuracy {model: acc},
-    models {model: result}, weight_stats {model: {junction: stats}}, description [sentences],
-    junctions {slug: label}, labels, stopped_early, files (relative to out_dir; histograms under
-    files["histograms"][model][junction], overlays under files["overlays"][junction]).
+    ``runs/<name>/weights.npz`` (and, for the histograms' outline, ``weights_init.npz``) is read from
+    disk; the initial statistics come from the results' ``init``. Result keys: test_accuracy {model: acc},
+    models {model: result}, weight_stats {model: {junction: stats}}, init_stats {model: {junction:
+    stats}} (empty when a result has no ``init``), spread (:func:`shared.analysis.spread_baseline` by
+    junction slug, None without init_stats), description [sentences], junctions {slug: label}, labels,
+    stopped_early, files (relative to out_dir; histograms under files["histograms"][model][junction],
+    overlays under files["overlays"][junction]).
     """
     from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     out_dir = Path(out_dir)
@@ -145,10 +180,17 @@ def summarize_regularization(out_dir: Path, results: Mapping[str, dict],
     no_rows = [n for n in names if n not in histories]
     if no_rows:
         raise ValueError(f"no epoch rows for run(s) {no_rows}; histories has {sorted(histories)}")
-    weights = {}
+    weights, initial = {}, {}
     for name in names:
         with np.load(run_dir(out_dir, name) / "weights.npz") as npz:
             weights[name] = {slug: np.array(npz[key]) for slug, _, key in JUNCTIONS}
+        init_file = run_dir(out_dir, name) / "weights_init.npz"
+        if init_file.is_file():
+            with np.load(init_file) as npz:
+                initial[name] = {slug: np.array(npz[key]) for slug, _, key in JUNCTIONS}
+    init_stats = {n: results[n]["init"]["stats"] for n in names if (results[n].get("init") or {}).get("stats")}
+    if len(init_stats) < len(names):
+        init_stats = {}
 
     labels = {n: MODEL_LABELS.get(n, n) for n in names}
     artifacts: list[Path] = []
@@ -156,13 +198,15 @@ def summarize_regularization(out_dir: Path, results: Mapping[str, dict],
     stats: dict[str, dict[str, dict[str, float]]] = {n: {} for n in names}
     colors = ("tab:blue", "tab:orange", "tab:green", "tab:red")
     for slug, label, _ in JUNCTIONS:
-        bins = analysis.shared_bins([weights[n][slug] for n in names], n_bins=80)
+        bins = analysis.shared_bins([weights[n][slug] for n in names]
+                                    + [initial[n][slug] for n in names if n in initial], n_bins=80)
         for name, color in zip(names, colors):
             w = weights[name][slug]
             stats[name][slug] = analysis.weight_stats(w)
             path = plots.plot_weight_histogram(
                 w, bins, out_dir / f"weights_{name}_{slug}.png",
-                title=f"{labels[name]}: {label} weights", color=color)
+                title=f"{labels[name]}: {label} weights", color=color,
+                initial=initial.get(name, {}).get(slug))
             artifacts.append(path)
             files["histograms"][name][slug] = rel(path, out_dir)
         path = plots.plot_weight_overlay({labels[n]: weights[n][slug] for n in names}, bins,
@@ -172,9 +216,11 @@ def summarize_regularization(out_dir: Path, results: Mapping[str, dict],
         files["overlays"][slug] = rel(path, out_dir)
 
     junction_labels = {slug: label for slug, label, _ in JUNCTIONS}
-    labelled = {n: {junction_labels[j]: s for j, s in stats[n].items()} for n in names}
-    description = reports.describe_weight_differences(labelled, subject=names[1], reference=names[0],
-                                                      labels=labels)
+    spread = analysis.spread_baseline(init_stats, stats, names[1], names[0]) if init_stats else None
+    description = reports.describe_weight_differences(
+        _by_label(stats, junction_labels), subject=names[1], reference=names[0], labels=labels,
+        baseline=_by_label_baseline(spread, junction_labels),
+        fans=_by_label({n: (results[n].get("init") or {}).get("fans", {}) for n in names}, junction_labels))
     artifacts.append(plots.plot_curve_comparison({labels[n]: histories[n] for n in names},
                                                  out_dir / SUMMARY_FILES["learning_curves"],
                                                  title="Problem 3: accuracy by model"))
@@ -191,6 +237,8 @@ def summarize_regularization(out_dir: Path, results: Mapping[str, dict],
         "test_accuracy": {n: results[n]["test_accuracy"] for n in names},
         "models": {n: dict(results[n]) for n in names},
         "weight_stats": stats,
+        "init_stats": init_stats,
+        "spread": spread,
         "description": description,
         "junctions": junction_labels,
         "labels": labels,

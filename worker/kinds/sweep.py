@@ -262,12 +262,21 @@ class Sweep(JobKind):
 
         rows = [r.to_dict() for r in rows]
         decay = tuple(job.params.get("decay_epochs") or ())
+        result = job.result or {}
         paths = []
         for run in job.runs:
             run_rows = [r for r in rows if r["run_id"] == run.run_id]
-            if run_rows:
-                paths.append(plots.sweep_run_curve(run_rows, run.name, decay,
-                                                   run_dir(out_dir, run.name) / "curve.png"))
+            if not run_rows:
+                continue
+            title = None
+            if run.role != "run":  # the final retrain: no validation rows, so its configuration and test result
+                title = (f"final retrain of {run.config.get('activation')}, initial LR {run.config.get('lr'):g} "
+                         f"on all {datasets.N_TRAIN + datasets.N_VAL:,} training images")
+                test = result.get("test_accuracy", (run.result or {}).get("test_accuracy"))
+                if test is not None:
+                    title += f"\ntest accuracy {test:.2%} (mnist_testdata.hdf5, after the last epoch)"
+            paths.append(plots.sweep_run_curve(run_rows, run.name, decay, run_dir(out_dir, run.name) / "curve.png",
+                                               title=title))
         grid = [r.to_dict() for r in job.runs if r.role == "run"]
         if grid:
             paths.append(plots.sweep_overview(rows, grid, decay, out_dir / "overview.png"))
