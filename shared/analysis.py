@@ -1,6 +1,6 @@
 """Pure numpy analysis used by the Keras jobs (Problems 2-4) and their reports.
 
-Numbers only: the sentences written from them live in shared/reports.py. Nothing here imports
+Numbers only: the sentences written from them live in shared/reports/. Nothing here imports
 TensorFlow or matplotlib, so these functions are cheap to import and test.
 
 Confusion (Problem 2)

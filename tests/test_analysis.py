@@ -1,5 +1,5 @@
 """Pure analysis numbers (shared/analysis.py), the sentences and tables written from them
-(shared/reports.py), JSON conversion and plots, on hand-built inputs."""
+(shared/reports/), JSON conversion and plots, on hand-built inputs."""
 from __future__ import annotations
 
 import json
