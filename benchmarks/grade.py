@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from service import redis_and_worker  # noqa: E402  (benchmarks/service.py)
 
 WRITE_MODELS = """
 import sys, numpy as np, keras
@@ -69,19 +70,6 @@ print(json.dumps({"loop_s": time.perf_counter() - start, "import_s": ready - sta
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
 def quiet_env() -> dict:
     from shared.settings import process_environment
 
@@ -93,7 +81,7 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=2)
     args = ap.parse_args()
-    from shared.settings import get_settings, process_environment
+    from shared.settings import get_settings
 
     datasets = get_settings().datasets_dir.resolve()
     data = Path(tempfile.mkdtemp(prefix="hw3-bench-grade-"))
@@ -101,34 +89,14 @@ def main() -> None:
     models.mkdir()
     subprocess.run([sys.executable, "-c", WRITE_MODELS, str(models), str(args.files)], env=quiet_env(), check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    port = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-                             stdout=subprocess.DEVNULL)
-    env = {**process_environment(), "HW3_DATA": str(data), "HW3_DATASETS": str(datasets),
-           "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.pop("DATABASE_URL", None)
-    os.environ.update({k: env[k] for k in ("HW3_DATA", "HW3_DATASETS", "CELERY_BROKER_URL")})  # for the client
-    from api import client
-    from shared.store import Store
+    with redis_and_worker(data, datasets, args.concurrency, {"TF_CPP_MIN_LOG_LEVEL": "3"}) as (store, worker):
+        from api import client
 
-    store = Store(f"sqlite:///{data}/hw3.sqlite")
-    worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker", "-c", str(args.concurrency),
-                               "--loglevel", "WARNING"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                              stderr=open(data / "worker.log", "w"))
-    try:
-        time.sleep(1.0)
-        while len(children(worker.pid)) < args.concurrency:  # pool processes forked and ready
-            time.sleep(0.2)
-        time.sleep(2.0)
         start = time.perf_counter()
         job_id = client.submit("grade-human-machine", {"path": [str(models)]}, store)
         while not (status := store.job_status(job_id)).finished:
             time.sleep(0.1)
         service_s = time.perf_counter() - start
-    finally:
-        worker.terminate()
-        worker.wait(60)
-        redis.terminate()
     try:
         loop = json.loads(subprocess.run([sys.executable, "-c", TF_KERAS_LOOP, str(models), str(datasets)],
                                          env=quiet_env(), check=True, capture_output=True, text=True).stdout)

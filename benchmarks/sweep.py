@@ -21,8 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,18 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+from service import children, redis_and_worker  # noqa: E402  (benchmarks/service.py)
 
 
 def rss_mib(pid: int, field: str = "VmRSS") -> float | None:
@@ -62,72 +49,58 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--threads", type=int, default=1, help="the job's BLAS threads per run")
     args = ap.parse_args()
-    from shared.settings import get_settings, process_environment
+    from shared.settings import get_settings
 
     datasets = get_settings().datasets_dir.resolve()
     data = Path(tempfile.mkdtemp(prefix="hw3-bench-"))
-    port = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-                             stdout=subprocess.DEVNULL)
-    env = {**process_environment(), "HW3_DATA": str(data), "HW3_DATASETS": str(datasets),
-           "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0"}
-    env.pop("DATABASE_URL", None)
-    os.environ.update({k: env[k] for k in ("HW3_DATA", "HW3_DATASETS", "CELERY_BROKER_URL")})  # for the client
-    from api import client
-    from shared.store import Store
-
-    store = Store(f"sqlite:///{data}/hw3.sqlite")
-    worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker", "-c", str(args.concurrency),
-                               "--loglevel", "WARNING"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                              stderr=open(data / "worker.log", "w"))
     try:
-        time.sleep(1.0)
-        while len(children(worker.pid)) < args.concurrency:  # pool processes forked and ready
-            time.sleep(0.2)
-        time.sleep(2.0)
-        extra = {"epochs": args.epochs} if args.epochs != 50 else {}
-        t0 = time.perf_counter()
-        job_id = client.submit("sweep", {"train_size": args.train_size, "threads": args.threads, **extra}, store)
-        first_row_s = None
-        rss: dict[int, list[float]] = {}
-        runs_seen: dict[int, int] = {}
-        while True:
-            status = store.job_status(job_id)
-            if first_row_s is None and any(r.epochs_done for r in status.runs):
-                first_row_s = time.perf_counter() - t0
-            for pid in children(worker.pid):
-                now = rss_mib(pid)
-                if now is not None:
-                    rss.setdefault(pid, []).append(now)
-            if status.finished:
-                break
-            time.sleep(0.1)
-        wall = time.perf_counter() - t0
-        peaks = {pid: rss_mib(pid, "VmHWM") for pid in children(worker.pid)}
-        rows = [r.to_dict() for r in store.epochs(job_id)]
-        threads = args.threads
-        cores = len(os.sched_getaffinity(0))
-        secs = sum(r["seconds"] for r in rows)
-        core_secs = sum(r["seconds"] * threads for r in rows)
-        first = min(rows, key=lambda r: r["run_id"] * 10_000 + r["epoch"])
-        print(json.dumps({
-            "state": status.state, "epochs": args.epochs, "train_size": args.train_size,
-            "runs": len(status.runs), "cores": cores, "concurrency": args.concurrency,
-            "blas_threads_per_run": threads, "wall_s": round(wall, 2),
-            "train_seconds_sum": round(secs, 2), "train_core_seconds_sum": round(core_secs, 2),
-            "overhead_ratio": round(wall / (core_secs / cores), 4),
-            "overhead_ratio_unweighted": round(wall / (secs / cores), 4),
-            "first_row_s": round(first_row_s, 3), "first_epoch_s": round(first["seconds"], 3),
-            "first_row_minus_epoch_s": round(first_row_s - first["seconds"], 3),
-            "peak_rss_mib": {str(pid): round(v, 1) for pid, v in peaks.items() if v},
-            "test_accuracy": (status.result or {}).get("test_accuracy"),
-            "chosen": (status.result or {}).get("chosen"),
-        }, indent=2))
+        with redis_and_worker(data, datasets, args.concurrency) as (store, worker):
+            from api import client
+
+            measure(client, store, worker, args)
     finally:
-        worker.terminate()
-        worker.wait(60)
-        redis.terminate()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def measure(client, store, worker, args) -> None:
+    """Submit the sweep, follow it to its end, print the figures."""
+    extra = {"epochs": args.epochs} if args.epochs != 50 else {}
+    t0 = time.perf_counter()
+    job_id = client.submit("sweep", {"train_size": args.train_size, "threads": args.threads, **extra}, store)
+    first_row_s = None
+    rss: dict[int, list[float]] = {}
+    while True:
+        status = store.job_status(job_id)
+        if first_row_s is None and any(r.epochs_done for r in status.runs):
+            first_row_s = time.perf_counter() - t0
+        for pid in children(worker.pid):
+            now = rss_mib(pid)
+            if now is not None:
+                rss.setdefault(pid, []).append(now)
+        if status.finished:
+            break
+        time.sleep(0.1)
+    wall = time.perf_counter() - t0
+    peaks = {pid: rss_mib(pid, "VmHWM") for pid in children(worker.pid)}
+    rows = [r.to_dict() for r in store.epochs(job_id)]
+    threads = args.threads
+    cores = len(os.sched_getaffinity(0))
+    secs = sum(r["seconds"] for r in rows)
+    core_secs = sum(r["seconds"] * threads for r in rows)
+    first = min(rows, key=lambda r: r["run_id"] * 10_000 + r["epoch"])
+    print(json.dumps({
+        "state": status.state, "epochs": args.epochs, "train_size": args.train_size,
+        "runs": len(status.runs), "cores": cores, "concurrency": args.concurrency,
+        "blas_threads_per_run": threads, "wall_s": round(wall, 2),
+        "train_seconds_sum": round(secs, 2), "train_core_seconds_sum": round(core_secs, 2),
+        "overhead_ratio": round(wall / (core_secs / cores), 4),
+        "overhead_ratio_unweighted": round(wall / (secs / cores), 4),
+        "first_row_s": round(first_row_s, 3), "first_epoch_s": round(first["seconds"], 3),
+        "first_row_minus_epoch_s": round(first_row_s - first["seconds"], 3),
+        "peak_rss_mib": {str(pid): round(v, 1) for pid, v in peaks.items() if v},
+        "test_accuracy": (status.result or {}).get("test_accuracy"),
+        "chosen": (status.result or {}).get("chosen"),
+    }, indent=2))
 
 
 if __name__ == "__main__":
