@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Built by concatenation so that this file does not hold the paths it looks for. Flagged: the sandbox's work
 # folder, root's home, Linux and macOS home folders of a named user, and Windows user folders.
-_NOT_INSIDE_A_NAME = r"(?<![\w.])"  # "tests/work/" or "x.home/" are relative names, not machine paths
+_NOT_INSIDE_A_NAME = r"(?<![\w.])"  # a folder so named inside a relative path is not a machine path
 MACHINE_PATH = re.compile(
     _NOT_INSIDE_A_NAME + "/" + "work/"
     + "|" + _NOT_INSIDE_A_NAME + "/" + "root/"
