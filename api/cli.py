@@ -28,8 +28,8 @@ from api.datasets_cli import DOWNLOAD_HELP, datasets_group, fetch_for_job
 
 DATASETS_HELP = ("the folder holding the input files, as the workers see it; a relative path is taken from the "
                  "current folder. Its files are checked before the job is created: always in the embedded mode, with "
-                 "an external broker only if given and the folder exists here (the workers may see another one)  "
-                 "[default: HW3_DATASETS; with an external broker, the workers' own]")
+                 "an external broker only if it (or HW3_DATASETS) names a folder that exists here: the workers may see "
+                 "another one  [default: HW3_DATASETS; with an external broker, the workers' own]")
 
 
 def _csv_of(kind, label: str):

@@ -84,10 +84,10 @@ def plan(kind: str, params: dict):
 
     The folder is params' `datasets` (a relative path is taken from the current folder), else HW3_DATASETS. In
     the embedded mode the workers are this machine's: the folder is always checked, and recorded with the job
-    when not given. With an external broker the workers may see another folder: a --datasets folder is checked
-    only if it exists here, and without --datasets nothing is checked here (this machine's HW3_DATASETS is not
-    the workers': e.g. the host's data/datasets beside a compose stack) and the job is left to the workers'
-    HW3_DATASETS."""
+    when not given. With an external broker the workers may see another folder: the folder is checked only if it
+    exists here and was named, by --datasets or by this machine's HW3_DATASETS; the default $HW3_DATA/datasets is
+    not checked (e.g. the host's data/datasets beside a compose stack is not the workers' folder). Without
+    --datasets the job is left to the workers' HW3_DATASETS."""
     from worker import kinds
 
     settings = get_settings()
@@ -95,8 +95,8 @@ def plan(kind: str, params: dict):
     if settings.embedded and params.get("datasets") is None:
         params = {**params, "datasets": str(settings.datasets_dir)}
     job_plan = job_kind.plan(params)
-    given = job_plan.params.get("datasets")
-    if settings.embedded or (given is not None and Path(given).exists()):
+    named = job_plan.params.get("datasets") or (settings.datasets_dir if settings.datasets_dir_given else None)
+    if settings.embedded or (named is not None and Path(named).exists()):
         job_kind.check_inputs(job_plan.params, settings)
     return job_plan
 

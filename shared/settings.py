@@ -37,6 +37,7 @@ class Settings:
     blas_threads: int = 1
     extra_kinds: tuple[str, ...] = ()
     data_dir_given: bool = False  # HW3_DATA was set (not the default folder)
+    datasets_dir_given: bool = False  # HW3_DATASETS was set (not $HW3_DATA/datasets)
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -109,6 +110,7 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
         blas_threads=_number(env, "HW3_BLAS_THREADS", int, 1, 1),
         extra_kinds=tuple(m.strip() for m in env.get("HW3_KINDS", "").split(",") if m.strip()),
         data_dir_given=bool(env.get("HW3_DATA")),
+        datasets_dir_given=bool(env.get("HW3_DATASETS")),
     )
 
 

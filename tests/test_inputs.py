@@ -272,9 +272,13 @@ def test_with_an_external_broker_only_a_folder_seen_here_is_checked(settings, tm
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")  # never contacted by plan
     plan = client.plan("sweep", {"datasets": None})  # the default is the workers' HW3_DATASETS: not recorded
     assert "datasets" not in plan.params
-    (tmp_path / "client-side").mkdir()  # this machine's own (empty) HW3_DATASETS, e.g. data/datasets beside compose
+    (tmp_path / "client-side").mkdir()  # an empty folder this machine names as its HW3_DATASETS: checked
     monkeypatch.setenv("HW3_DATASETS", str(tmp_path / "client-side"))
-    assert "datasets" not in client.plan("sweep", {"datasets": None}).params  # not checked: not the workers' folder
+    with pytest.raises(DatasetError, match="are missing from"):
+        client.plan("sweep", {"datasets": None})
+    monkeypatch.delenv("HW3_DATASETS")  # the default, $HW3_DATA/datasets (e.g. data/datasets beside a compose
+    (tmp_path / "data" / "datasets").mkdir(parents=True)  # stack), is not the workers' folder: not checked
+    assert "datasets" not in client.plan("sweep", {"datasets": None}).params
     elsewhere = str(tmp_path / "only-on-the-workers")
     assert client.plan("sweep", {"datasets": elsewhere}).params["datasets"] == elsewhere
     (tmp_path / "here").mkdir()
