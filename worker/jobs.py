@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, ContextManager
 
@@ -93,7 +94,7 @@ def write_outputs(store: Store, settings: Settings, job_id: str, state: str, res
         base.mkdir(parents=True, exist_ok=True)
         render_plots(store, job_id, base)
         status = store.job_status(job_id)
-        ending = type(status)(**{**status.__dict__, "state": state, "result": result, "error": error})
+        ending = replace(status, state=state, result=result, error=error)
         kind = kinds.get(status.kind)
         (base / "report.md").write_text(kind.report(ending, store.epochs(job_id)))
         publish(store, settings, job_id, [p for p in base.rglob("*") if p.is_file() and not p.is_symlink()
