@@ -94,10 +94,15 @@ def default_data_dir(env) -> Path:
     return Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "hw3"
 
 
+def _absolute(path) -> Path:
+    """An absolute, normalised path (`a/../b` is `b`) whose symbolic links are kept, as `--datasets` is read."""
+    return Path(os.path.abspath(os.path.expanduser(path)))
+
+
 def get_settings(env: dict[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    data_dir = Path(env.get("HW3_DATA") or default_data_dir(env)).expanduser().absolute()
-    datasets_dir = Path(env.get("HW3_DATASETS") or data_dir / "datasets").expanduser().absolute()
+    data_dir = _absolute(env.get("HW3_DATA") or default_data_dir(env))
+    datasets_dir = _absolute(env.get("HW3_DATASETS") or data_dir / "datasets")
     database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'hw3.sqlite'}"
     return Settings(
         data_dir=data_dir,

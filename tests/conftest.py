@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("HW3_TEST_DATASETS", REPO.parent / "shared" / "data"))
+SHARED_DATA = Path(os.path.abspath(os.environ.get("HW3_TEST_DATASETS", REPO.parent / "shared" / "data")))
 
 
 def _free_port() -> int:

@@ -16,7 +16,6 @@ from shared.datasets import DatasetError
 
 pytestmark = pytest.mark.unit
 
-REPO = Path(__file__).resolve().parents[1]
 N = 12  # rows of the small hand-made files
 
 
@@ -574,11 +573,8 @@ def test_fashion_mnist_missing_folder(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def real_dir() -> Path:
-    folder = Path(os.environ.get("HW3_TEST_DATASETS", REPO.parent / "shared" / "data"))
-    if not folder.is_dir():
-        pytest.skip(f"real data sets not present at {folder} (set HW3_TEST_DATASETS)")
-    return folder
+def real_dir(real_datasets) -> Path:
+    return real_datasets
 
 
 def _need(path: Path) -> Path:

@@ -100,6 +100,17 @@ def test_a_relative_datasets_option_is_taken_from_the_current_folder(tmp_path, m
         ds.check_datasets_option("  ")
 
 
+def test_the_environment_folders_are_read_as_the_option_is(tmp_path, monkeypatch):
+    """HW3_DATASETS=../shared/data names the same folder as --datasets ../shared/data (and a link stays a link)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    env = {"HW3_DATA": "work/../volume", "HW3_DATASETS": "work/../link/"}
+    settings = get_settings(env)
+    assert settings.data_dir == tmp_path / "volume"
+    assert settings.datasets_dir == tmp_path / "link" == Path(ds.check_datasets_option("work/../link/"))
+
+
 # ----------------------------------------------------------------------------- the contract and each kind
 
 
