@@ -41,6 +41,24 @@ def hw3_env(tmp_path, monkeypatch, real_datasets) -> dict[str, str]:
     return dict(os.environ)
 
 
+@pytest.fixture
+def volume(tmp_path, monkeypatch) -> Path:
+    """This process's HW3_DATA, an empty folder in tmp_path (embedded broker, SQLite store, no extra kinds)."""
+    monkeypatch.setenv("HW3_DATA", str(tmp_path / "data"))
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "HW3_KINDS"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def volume_store(volume):
+    """The store of `volume`, as the CLI run in this process opens it."""
+    from shared.store import Store
+    store = Store(f"sqlite:///{volume / 'hw3.sqlite'}")
+    yield store
+    store.dispose()
+
+
 @pytest.fixture(scope="session")
 def redis_server():
     """A real redis-server on a free loopback port, for the whole test session."""

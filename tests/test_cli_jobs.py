@@ -13,24 +13,8 @@ from api import cli
 from shared import settings as settings_module
 from shared.artifacts import job_dir, publish
 from shared.settings import get_settings
-from shared.store import Store
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("HW3_DATA", str(tmp_path / "data"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def store(env):
-    store = Store(f"sqlite:///{env / 'hw3.sqlite'}")
-    yield store
-    store.dispose()
 
 
 def run(*args):
@@ -44,8 +28,8 @@ def _job(store, state=None) -> str:
     return job
 
 
-def test_a_unique_beginning_of_a_job_id_works_everywhere(store):
-    jobs = [_job(store, "succeeded") for _ in range(40)]
+def test_a_unique_beginning_of_a_job_id_works_everywhere(volume_store):
+    jobs = [_job(volume_store, "succeeded") for _ in range(40)]
     by_first: dict[str, list[str]] = {}
     for j in jobs:
         by_first.setdefault(j[0], []).append(j)
@@ -64,21 +48,21 @@ def test_a_unique_beginning_of_a_job_id_works_everywhere(store):
     assert bad.exit_code == 1 and "invalid job id" in bad.output
 
 
-def test_cancelling_an_ended_job_says_so_and_exits_1(store):
-    job = _job(store, "succeeded")
+def test_cancelling_an_ended_job_says_so_and_exits_1(volume_store):
+    job = _job(volume_store, "succeeded")
     out = run("cancel", job)
     assert out.exit_code == 1
     assert f"job {job} has already ended (succeeded); nothing to cancel" in out.output
-    assert store.job_state(job) == "succeeded"
+    assert volume_store.job_state(job) == "succeeded"
 
 
-def test_fetch_never_overwrites_a_different_file_silently(store, tmp_path):
-    job = _job(store, "succeeded")
+def test_fetch_never_overwrites_a_different_file_silently(volume_store, tmp_path):
+    job = _job(volume_store, "succeeded")
     folder = job_dir(get_settings(), job)
     (folder / "runs" / "a").mkdir(parents=True)
     (folder / "report.md").write_text("the report\n")
     (folder / "runs" / "a" / "w.txt").write_text("weights\n")
-    publish(store, get_settings(), job, [folder / "report.md", folder / "runs" / "a" / "w.txt"])
+    publish(volume_store, get_settings(), job, [folder / "report.md", folder / "runs" / "a" / "w.txt"])
     dest = tmp_path / "out"
     assert run("fetch", job, "--dest", str(dest)).exit_code == 0
     assert run("fetch", job, "--dest", str(dest)).exit_code == 0  # identical files: nothing to refuse
@@ -100,15 +84,15 @@ def test_the_store_does_not_depend_on_the_current_folder(tmp_path, monkeypatch):
     assert not (tmp_path / "data").exists()
 
 
-def test_a_new_store_is_announced_once(env):
+def test_a_new_store_is_announced_once(volume):
     first = CliRunner().invoke(cli.main, ["list"])
     assert first.exit_code == 0
-    assert first.stderr.count("created a new, empty store") == 1 and str(env) in first.stderr
+    assert first.stderr.count("created a new, empty store") == 1 and str(volume) in first.stderr
     again = CliRunner().invoke(cli.main, ["list"])
     assert "created a new" not in again.stderr
 
 
-def test_all_takes_quick_settings_and_json_is_one_document(env, store, real_datasets, monkeypatch):
+def test_all_takes_quick_settings_and_json_is_one_document(volume, volume_store, real_datasets, monkeypatch):
     monkeypatch.setenv("HW3_DATASETS", str(real_datasets))
     out = CliRunner().invoke(cli.main, ["all", "--epochs", "2", "--train-size", "1000",
                                                         "--synthetic", "--json"])

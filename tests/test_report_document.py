@@ -22,7 +22,6 @@ from api import cli
 from shared import document
 from shared.artifacts import job_dir
 from shared.settings import get_settings
-from shared.store import Store
 
 HOMEWORK = {1: "sweep", 2: "confusion", 3: "regularization", 4: "human-machine"}
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -33,21 +32,6 @@ def outside_references(html: str) -> list[str]:
     """Every src= or href= value that is neither a data: URI nor a link inside the document."""
     values = ["".join(m.groups(default="")) for m in ATTRIBUTE.finditer(html)]
     return [v for v in values if not (v.startswith("data:") or v.startswith("#"))]
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("HW3_DATA", str(tmp_path / "data"))
-    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "HW3_KINDS"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def store(env):
-    store = Store(f"sqlite:///{env / 'hw3.sqlite'}")
-    yield store
-    store.dispose()
 
 
 def _png(path: Path, seed: int) -> bytes:
@@ -80,9 +64,9 @@ def _finished_job(store, kind: str, problem: int, *, params: dict | None = None)
 
 
 @pytest.fixture
-def homework(store):
+def homework(volume_store):
     """The four homework jobs, created in the order 4, 2, 1, 3; returns {problem: (job id, figures)}."""
-    return {n: _finished_job(store, HOMEWORK[n], n) for n in (4, 2, 1, 3)}
+    return {n: _finished_job(volume_store, HOMEWORK[n], n) for n in (4, 2, 1, 3)}
 
 
 def run(*args):
@@ -204,19 +188,19 @@ class _RowsKind:
 
 @pytest.mark.unit
 @pytest.mark.parametrize("state", ["running", "interrupted", "cancelled"])
-def test_a_job_without_its_final_report_is_built_from_its_rows_and_marked_partial(store, state):
-    job = store.create_job("made-up", {}, [{"name": "a", "config": {}, "epochs_total": 3}])
-    run_id = store.start_run(store.runs(job)[0].run_id, "w", 1).run_id
+def test_a_job_without_its_final_report_is_built_from_its_rows_and_marked_partial(volume_store, state):
+    job = volume_store.create_job("made-up", {}, [{"name": "a", "config": {}, "epochs_total": 3}])
+    run_id = volume_store.start_run(volume_store.runs(job)[0].run_id, "w", 1).run_id
     for epoch in (1, 2):
-        store.record_epoch(run_id, {"epoch": epoch, "val_accuracy": 0.5})
+        volume_store.record_epoch(run_id, {"epoch": epoch, "val_accuracy": 0.5})
     folder = job_dir(get_settings(), job)
     folder.mkdir(parents=True)
     if state == "running":  # a report.md of an earlier end (before a resume) is not the job as it is now
         (folder / "report.md").write_text("# stale\n")
     else:
-        store.finish_job(job, state)
+        volume_store.finish_job(job, state)
     kind = _RowsKind()
-    [section] = document.collect(store, get_settings(), [job], lambda name: kind)
+    [section] = document.collect(volume_store, get_settings(), [job], lambda name: kind)
     assert kind.calls == [2] and section.partial and section.built
     lines = section.markdown.splitlines()
     assert lines[0] == f"# Problem 9 — made up (job `{job}`)"  # the note right under the title
@@ -227,13 +211,13 @@ def test_a_job_without_its_final_report_is_built_from_its_rows_and_marked_partia
 
 
 @pytest.mark.unit
-def test_report_command_on_an_unfinished_job_prints_what_finished(store, monkeypatch):
+def test_report_command_on_an_unfinished_job_prints_what_finished(volume_store, monkeypatch):
     from worker import kinds
 
     monkeypatch.setattr(kinds, "_registry", dict(kinds.all_kinds()))  # the toy kind for this test only
     monkeypatch.setattr(kinds, "_loaded", set(kinds._loaded))
     monkeypatch.setenv("HW3_KINDS", "tests.toykind")
-    job = store.create_job("toy", {"epochs": 3}, [{"name": "a", "config": {"rate": 0.1}, "epochs_total": 3}])
+    job = volume_store.create_job("toy", {"epochs": 3}, [{"name": "a", "config": {"rate": 0.1}, "epochs_total": 3}])
     result = run("report", job)
     assert result.exit_code == 0
     assert result.stdout.startswith(f"# A toy kind (job `{job}`)\n\n> **Partial:** the job is queued; what finished")
@@ -241,8 +225,8 @@ def test_report_command_on_an_unfinished_job_prints_what_finished(store, monkeyp
 
 
 @pytest.mark.unit
-def test_an_image_leaving_the_job_folder_is_refused(store, tmp_path):
-    job, _ = _finished_job(store, "confusion", 2)
+def test_an_image_leaving_the_job_folder_is_refused(volume_store, tmp_path):
+    job, _ = _finished_job(volume_store, "confusion", 2)
     folder = job_dir(get_settings(), job)
     secret = _png(tmp_path / "secret.png", 99)
     (folder / "link.png").symlink_to(tmp_path / "secret.png")
@@ -250,7 +234,7 @@ def test_an_image_leaving_the_job_folder_is_refused(store, tmp_path):
     (folder / "report.md").write_text("# Problem 2 — x\n\n![up](../../../secret.png)\n\n![link](link.png)\n\n"
                                       "![absolute](/etc/hostname)\n\n![missing](not-drawn.png)\n\n"
                                       "![inside](<my figure.png>)\n")
-    [section] = document.collect(store, get_settings(), [job], lambda name: None)
+    [section] = document.collect(volume_store, get_settings(), [job], lambda name: None)
     html = document.html_document([section])
     assert html.count("<img") == 1 and base64.b64encode(inside).decode() in html  # the one inside the folder
     assert base64.b64encode(secret).decode() not in html
@@ -259,7 +243,7 @@ def test_an_image_leaving_the_job_folder_is_refused(store, tmp_path):
 
 
 @pytest.mark.unit
-def test_all_says_how_to_make_the_whole_homework_report(env, store, real_datasets, monkeypatch):
+def test_all_says_how_to_make_the_whole_homework_report(volume, volume_store, real_datasets, monkeypatch):
     monkeypatch.setenv("HW3_DATASETS", str(real_datasets))
     result = run("all", "--epochs", "1", "--train-size", "1000", "--synthetic", "--json")
     assert result.exit_code == 0, result.stderr
