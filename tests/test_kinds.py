@@ -2,6 +2,7 @@
 report sections, from hand-built entities (no database, no workers, no TensorFlow, no datasets)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -251,6 +252,40 @@ def test_the_registry_is_left_as_it_was():
     # runs after the tests above in file order: their monkeypatching restored the real registry
     assert set(HOMEWORK) <= set(kinds._registry) and "aaa-extra" not in kinds._registry
     assert not {"tests.no_such_kind_module", "shared.entities"} & kinds._loaded
+
+
+# ----------------------------------------------------------------------------- the Keras kinds' figures
+
+
+def _curve_rows(run_id: int, name: str, n: int) -> list[EpochRow]:
+    return [epoch_row(run_id, name, e, 0.5 + 0.01 * e) for e in range(1, n + 1)]
+
+
+@pytest.mark.parametrize("kind, paths", [
+    (CONFUSION, {"confusion": "learning_curves.png"}),
+    (REGULARIZATION, {"plain": "runs/plain/learning_curves.png", "l2_dropout": "runs/l2_dropout/learning_curves.png"}),
+    (HUMAN_MACHINE, {"sgd-none": "runs/sgd-none/learning_curve.png", "adam-l2": "runs/adam-l2/learning_curve.png"}),
+], ids=lambda v: getattr(v, "name", None))
+def test_keras_figures_draw_each_run_from_its_rows_where_the_report_links_it(kind, paths, tmp_path):
+    """Mid-run too: a run without a result (still running) gets its curve; a run without rows gets none."""
+    runs = [run_info(i, name, state="running" if i == 1 else "succeeded") for i, name in enumerate(paths, 1)]
+    runs.append(run_info(99, "queued-run", state="queued"))
+    rows = [row for i, name in enumerate(paths, 1) for row in _curve_rows(i, name, 3)]
+    drawn = kind.figures(job_status(kind.name, state="running", params={"params": {}}, runs=runs), rows, tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in drawn) == sorted(paths.values())
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in drawn)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")) == sorted(paths.values())
+
+
+def test_a_human_machine_curve_is_titled_and_marked_from_its_result():
+    result = {"val_accuracy": 0.625, "best_epoch": 7, "final": {"epoch": 9, "val_accuracy": 0.6}}
+    finished = replace(run_info(1, "adam-l2"), result=result)
+    job = job_status("human-machine", params={"params": {}})
+    assert HUMAN_MACHINE.curve(job, finished) == (
+        "runs/adam-l2/learning_curve.png",
+        "adam-l2: validation accuracy 62.50% at kept epoch 7, 60.00% at the final epoch 9", 7)
+    assert HUMAN_MACHINE.curve(job, run_info(2, "sgd-none", state="running")) == (
+        "runs/sgd-none/learning_curve.png", "sgd-none", None)
 
 
 # ----------------------------------------------------------------------------- the Keras kinds' plans

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -44,7 +45,11 @@ def test_keras_jobs_run_side_by_side_on_a_worker(hw3_env, redis_server, start_wo
         assert st["state"] == "succeeded", (kind, st, worker.log()[-3000:])
         assert all(r["epochs_done"] == r["epochs_total"] for r in st["runs"])
         base = Path(env["HW3_DATA"]) / "artifacts" / st["job_id"]
-        assert (base / "report.md").read_text().startswith("# Problem")
+        report = (base / "report.md").read_text()
+        assert report.startswith("# Problem")
+        linked = re.findall(r"\]\(([^)]+\.png)\)", report)
+        assert linked and [p for p in linked if not (base / p).is_file()] == [], kind  # each drawn once, linked
+        assert not list(base.rglob("curve.png")), kind  # each run's curve is drawn once, where it is linked
     conf = statuses["confusion"]["result"]
     assert 0.7 < conf["test_accuracy"] <= 1 and len(conf["most_confused_pair"]["classes"]) == 2
     reg = statuses["regularization"]["result"]

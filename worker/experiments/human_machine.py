@@ -187,7 +187,6 @@ def run_human_machine(run_name: str, x: np.ndarray, y: np.ndarray, params: dict[
     ({val_fraction, split_seed, train_human, val_human}: label 1 = human), files (relative to
     out_dir): everything the summary and the report need of this run.
     """
-    from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     p = merge_params(DEFAULT_PARAMS, params)
     optimizer, reg = parse_run_name(run_name)
     if optimizer not in p["learning_rates"]:
@@ -246,20 +245,19 @@ def run_human_machine(run_name: str, x: np.ndarray, y: np.ndarray, params: dict[
         "split": {"val_fraction": float(p["val_fraction"]), "split_seed": int(p["split_seed"]),
                   "train_human": int(np.sum(y_tr == 1)), "val_human": int(np.sum(y_val == 1))},
     }
-    artifacts = [
-        model_path,
-        weights_path,
-        write_json(folder / "history.json", history),
-        plots.plot_learning_curves(history, folder / "learning_curve.png", show_loss=False,
-                                   best_epoch=best.best_epoch, title=_curve_title(run_name, metrics)),
-        write_json(folder / "metrics.json", metrics),
-    ]
-    metrics["files"] = {key: rel(a, out_dir) for key, a in
-                        zip(("model", "weights", "history", "learning_curve", "metrics"), artifacts)}
+    artifacts = [model_path, weights_path, write_json(folder / "history.json", history),
+                 write_json(folder / "metrics.json", metrics)]
+    metrics["files"] = {key: rel(a, out_dir) for key, a in zip(("model", "weights", "history", "metrics"), artifacts)}
+    metrics["files"]["learning_curve"] = curve_file(run_name)  # drawn from the run's epoch rows by the job kind
     return ExperimentResult(result=to_jsonable(metrics), artifacts=artifacts)
 
 
-def _curve_title(run_name: str, m: Mapping[str, Any]) -> str:
+def curve_file(run_name: str) -> str:
+    """Where a run's learning curve goes in the job folder."""
+    return f"runs/{run_name}/learning_curve.png"
+
+
+def curve_title(run_name: str, m: Mapping[str, Any]) -> str:
     """The run's two validation figures, each named by its epoch: the kept (best) one and the final one."""
     title = f"{run_name}: validation accuracy {m['val_accuracy']:.2%} at kept epoch {m['best_epoch']}"
     final = m.get("final") or {}
@@ -362,7 +360,7 @@ def summarize_human_machine(out_dir: Path, results: Mapping[str, dict],
         "runs_csv": "runs.csv",
         "runs_comparison": "runs_comparison.png",
         "learning_curves_all": "learning_curves_all.png",
-        "learning_curves": {n: rel(run_dir(out_dir, n) / "learning_curve.png", out_dir) for n in ranking},
+        "learning_curves": {n: curve_file(n) for n in ranking},
     }
     result = {
         "val_accuracy": best["val_accuracy"],

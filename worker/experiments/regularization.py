@@ -59,6 +59,12 @@ MODELS: dict[str, dict[str, Any]] = {
 MODEL_LABELS = {"plain": "plain (128)", "l2_dropout": "L2 + dropout (48)"}
 RUN_NAMES: tuple[str, ...] = tuple(MODELS)
 
+
+def curve_file(model_name: str) -> str:
+    """Where a model's learning curves go in the job folder (drawn from its epoch rows by the job kind)."""
+    return f"runs/{model_name}/learning_curves.png"
+
+
 JUNCTIONS = (("input_hidden", "input→hidden", "kernel_1"), ("hidden_output", "hidden→output", "kernel_2"))
 
 DEFAULT_PARAMS: dict[str, Any] = {**FASHION_TRAINING, "models": MODELS}
@@ -83,7 +89,6 @@ def run_regularization(model_name: str, x_train: np.ndarray, y_train: np.ndarray
     weights before the first update), files (relative to out_dir): everything the summary and the
     report need of this run.
     """
-    from shared import plots  # matplotlib only where figures are drawn: the CLI imports this module
     p = merge_params(DEFAULT_PARAMS, params)
     if model_name not in p["models"]:
         raise ValueError(f"unknown model {model_name!r}; choose one of {sorted(p['models'])}")
@@ -118,18 +123,16 @@ def run_regularization(model_name: str, x_train: np.ndarray, y_train: np.ndarray
                  "stats": {slug: analysis.weight_stats(initial[key]) for slug, _, key in JUNCTIONS},
                  "fans": {slug: list(initial[key].shape) for slug, _, key in JUNCTIONS}},
     }
-    artifacts = [
+    artifacts = [  # the learning curves are drawn from the run's epoch rows by the job kind
         write_json(folder / "history.json", trained.history),
-        plots.plot_learning_curves(trained.history, folder / "learning_curves.png",
-                                   title=f"Problem 3: {MODEL_LABELS.get(model_name, model_name)}"),
         weights_path,
         write_json(folder / "metrics.json", metrics),
         init_path,
     ]
     metrics["files"] = {"history": rel(artifacts[0], Path(out_dir)),
-                        "learning_curves": rel(artifacts[1], Path(out_dir)),
-                        "weights": rel(artifacts[2], Path(out_dir)),
-                        "metrics": rel(artifacts[3], Path(out_dir)),
+                        "learning_curves": curve_file(model_name),
+                        "weights": rel(weights_path, Path(out_dir)),
+                        "metrics": rel(artifacts[2], Path(out_dir)),
                         "weights_init": rel(init_path, Path(out_dir))}
     return ExperimentResult(result=to_jsonable(metrics), artifacts=artifacts)
 
@@ -230,8 +233,7 @@ def summarize_regularization(out_dir: Path, results: Mapping[str, dict],
     desc_path.write_text("\n".join(f"- {s}" for s in description) + "\n")
     artifacts.append(desc_path)
     files.update(SUMMARY_FILES)
-    files["runs"] = {n: {"learning_curves": rel(run_dir(out_dir, n) / "learning_curves.png", out_dir)}
-                     for n in names}
+    files["runs"] = {n: {"learning_curves": curve_file(n)} for n in names}
 
     result = {
         "test_accuracy": {n: results[n]["test_accuracy"] for n in names},

@@ -41,6 +41,9 @@ class Confusion(KerasKind):
     def summarize(self, ctx, results: dict, histories: dict) -> dict:
         return results["confusion"]
 
+    def curve(self, job, run) -> tuple[str, str, None]:
+        return confusion.FILES["learning_curves"], confusion.curve_title(self.merged_params(job)), None
+
     def deviations(self, params: dict) -> list[str]:
         return epochs_deviation(self.experiment_params(params)["epochs"], HOMEWORK_EPOCHS)
 

@@ -75,6 +75,16 @@ class HumanMachine(KerasKind):
             out.append(f"trained on {Path(source).name} instead of the course file")
         return out
 
+    show_loss = False
+
+    def curve(self, job, run) -> tuple[str, str, int | None]:
+        """The run's curve, titled with its kept and final validation accuracy and marking the kept epoch once
+        the run has ended (its name alone before)."""
+        if not run.result or "best_epoch" not in run.result:
+            return human_machine.curve_file(run.name), run.name, None
+        return (human_machine.curve_file(run.name), human_machine.curve_title(run.name, run.result),
+                run.result["best_epoch"])
+
     def summarize(self, ctx, results: dict, histories: dict) -> dict:
         return human_machine.summarize_human_machine(ctx.job_dir, results, histories,
                                                      self.merged_params(ctx.job)).result

@@ -5,10 +5,11 @@ i.e. in worker pool processes after the fork.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from shared import datasets, reports
-from shared.entities import EpochRow, JobStatus
+from shared.entities import EpochRow, JobStatus, RunInfo
 from worker.experiments.keras_common import ExperimentResult, merge_params
 from worker.kinds.base import JobContext, JobFailed, JobKind, Option, Plan, RunContext, RunSpec
 
@@ -81,6 +82,28 @@ class KerasKind(JobKind):
         histories = {name: [r.to_dict() for r in rows if r.run == name] for name in done}
         result = self.summarize(ctx, done, histories)
         return {**result, "failed_runs": failed}
+
+    # -- figures ------------------------------------------------------------------------------------------------
+    show_loss = True  # the learning curves' second panel
+
+    def curve(self, job: JobStatus, run: RunInfo) -> tuple[str, str, int | None]:
+        """The run's learning-curve figure: its path in the job folder (the one the report links), its title
+        and the epoch to mark (None for no mark), from the run's stored result where it has one."""
+        raise NotImplementedError
+
+    def figures(self, job: JobStatus, rows: Sequence[EpochRow], out_dir: Path) -> list[Path]:
+        """Each run's learning curves, drawn from its epoch rows (so also mid-run, by `hw3-submit plot`). The
+        figures that compare the runs are drawn by `finalize`, from the same rows."""
+        from shared import plots
+
+        paths = []
+        for run in job.runs:
+            run_rows = [r.to_dict() for r in rows if r.run_id == run.run_id]
+            if run_rows:
+                path, title, mark = self.curve(job, run)
+                paths.append(plots.plot_learning_curves(run_rows, Path(out_dir) / path, title=title,
+                                                        best_epoch=mark, show_loss=self.show_loss))
+        return paths
 
     def section(self, result: dict) -> str:
         raise NotImplementedError

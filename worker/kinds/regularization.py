@@ -38,6 +38,10 @@ class Regularization(KerasKind):
     def summarize(self, ctx, results: dict, histories: dict) -> dict:
         return regularization.summarize_regularization(ctx.job_dir, results, histories).result
 
+    def curve(self, job, run) -> tuple[str, str, None]:
+        label = regularization.MODEL_LABELS.get(run.name, run.name)
+        return regularization.curve_file(run.name), f"Problem 3: {label}", None
+
     def deviations(self, params: dict) -> list[str]:
         merged = self.experiment_params(params)
         out = epochs_deviation(merged["epochs"], HOMEWORK_EPOCHS)
