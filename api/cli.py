@@ -79,7 +79,9 @@ def _interrupted(job_ids: list[str], store, as_json: bool) -> None:
     for st in statuses:
         kept = sum(r.state == "interrupted" for r in st.runs)
         if st.job_id in marked:
-            what = f"interrupted: local workers stopped, {kept} unfinished run(s) kept with their rows and checkpoints"
+            again = ("resume continues them from their last epoch" if kinds.get(st.kind).resumes_runs
+                     else "resume trains them again")
+            what = f"interrupted: local workers stopped, {kept} unfinished run(s) kept with their epoch rows; {again}"
         else:
             what = f"had already ended ({st.state}); local workers stopped"
         click.echo(f"job {st.job_id} ({st.kind}) {what}", err=True)

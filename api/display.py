@@ -70,10 +70,11 @@ def run_accuracy(kind: JobKind, run: RunStatus) -> float | None:
 
 
 def totals(status: JobStatus) -> tuple[int, int]:
-    """(epochs done, epochs in all) of a job: the epochs of runs its kind will still create count from the start;
-    a run that has ended counts the epochs it ran (a failed run adds no more)."""
+    """(epochs done, epochs planned) of a job: the epochs of runs its kind will still create count from the start;
+    a run that succeeded counts the epochs it ran (it may have stopped early); every other run counts its
+    planned epochs, so an interrupted, cancelled or failed job shows the part it did not do."""
     done = sum(r.epochs_done for r in status.runs)
-    planned = sum(r.epochs_done if r.finished else r.epochs_total for r in status.runs)
+    planned = sum(r.epochs_done if r.state == "succeeded" else r.epochs_total for r in status.runs)
     return done, planned + _kind(status).pending_epochs(status)
 
 
@@ -119,7 +120,8 @@ def notes(status: JobStatus) -> list[str]:
         out.append(f"{status.waiting_for}; start one with `hw3-submit worker`")
     pending = kind.pending_epochs(status)
     if pending:
-        out.append(f"the total counts {pending} epochs of runs that start when these end")
+        out.append(f"the total includes {pending} epoch{'' if pending == 1 else 's'} of runs created when these "
+                   f"end{' (the final retrain)' if status.kind == 'sweep' else ''}")
     for r in status.runs:
         if r.lost:
             out.append(f"{r.name}: worker presumed lost (no heartbeat from {r.worker} for {r.heartbeat_age_s or 0:.0f} "
@@ -187,7 +189,9 @@ def job_block(status: JobStatus, width: int, compact: bool = False) -> Renderabl
         for r in status.runs:
             if r.state != "running":
                 counts[r.state] = counts.get(r.state, 0) + 1
-        lines.insert(0, f"{hidden} more runs: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+        more = "more " if hidden < len(status.runs) else ""
+        lines.insert(0, f"{hidden} {more}run{'' if hidden == 1 else 's'}: "
+                        + ", ".join(f"{n} {state}" for state, n in counts.items()))
     return Group(Text(header(status), style="bold", no_wrap=True, overflow="ellipsis"),
                  Padding(table, (0, 0, 0, 2), expand=False),
                  *(Text("  " + line, no_wrap=True, overflow="ellipsis") for line in lines))

@@ -386,7 +386,8 @@ class Store(LeaseQueries, Database):
 def _check_resumable(job_id: str, state: str) -> None:
     if state not in RESUMABLE:
         hint = "" if state in FINISHED else f"; follow it with `hw3-submit wait {job_id}`"
-        raise JobNotResumable(f"job {job_id} is {state}: only an interrupted, failed or cancelled job can be "
+        now = f"is {state}" if state not in FINISHED else f"has already {state}"
+        raise JobNotResumable(f"job {job_id} {now}: only an interrupted, failed or cancelled job can be "
                               f"resumed{hint}")
 
 

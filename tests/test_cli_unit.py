@@ -131,7 +131,7 @@ def jobs_in(data: Path) -> list:
     (["sweep", "--activations", "sigmoid"], "unknown activation 'sigmoid'"),
     (["sweep", "--train-size", "0"], "train size 0 is outside 1..50000"),
     (["sweep", "--train-size", "50001"], "train size 50001 is outside 1..50000"),
-    (["sweep", "--batch-size", "300"], "batch size 300 does not divide 50000"),
+    (["sweep", "--batch-size", "300"], "batch size 300 does not divide the 50,000 training images"),
     (["sweep", "--datasets", "relative/datasets"], "/relative/datasets does not exist"),  # made absolute, checked
     (["confusion", "--epochs", "0"], "epochs must be an integer in 1..10000, got 0"),
     (["regularization", "--epochs", "10001"], "got 10001"),

@@ -223,18 +223,30 @@ def test_the_sweeps_total_counts_its_final_retrain_before_it_exists():
     assert display.totals(waiting) == (300, 350)
     assert [line for line in display.progress_lines(waiting) if line.lstrip().startswith("total")][0].split()[-1] \
         == "300/350"
-    assert "  the total counts 50 epochs of runs that start when these end" in display.progress_lines(waiting)
+    assert "  the total includes 50 epochs of runs created when these end (the final retrain)" in display.progress_lines(waiting)
 
     retraining = job("sweep", [*ran, run(7, "final", done=10, total=50, role="final")], params={"epochs": 50})
     assert display.totals(retraining) == (310, 350)
     cancelling = job("sweep", ran, params={"epochs": 50}, cancel=True)
-    assert display.totals(cancelling) == (300, 300)
+    assert display.totals(cancelling) == (300, 350)  # what a resume would still do
+    failed = job("sweep", [*ran[:5], run(6, "r6", done=3, total=50, state="failed", error="x")],
+                 state="failed", params={"epochs": 50})
+    assert display.totals(failed) == (253, 300)  # no retrain will come
 
 
-def test_an_ended_run_counts_the_epochs_it_ran():
+def test_a_run_that_succeeded_counts_the_epochs_it_ran_the_others_their_plan():
     status = job("human-machine", [run(1, "a", done=4, total=10, state="failed", error="x"),
-                                   run(2, "b", done=6, total=10)])
-    assert display.totals(status) == (10, 14)
+                                   run(2, "b", done=6, total=10), run(3, "c", done=5, total=10, state="succeeded")])
+    assert display.totals(status) == (15, 25)  # c stopped early
+
+
+def test_an_interrupted_job_shows_what_is_left():
+    runs = [run(1, "r1", done=50, total=50, state="succeeded"), run(2, "r2", done=2, total=50, state="interrupted"),
+            run(3, "r3", done=0, total=50, state="interrupted")]
+    status = job("sweep", runs, state="interrupted", params={"epochs": 50})
+    assert display.totals(status) == (52, 200)
+    total = [line for line in display.progress_lines(status) if line.lstrip().startswith("total")][0]
+    assert total.split()[-1] == "52/200"
 
 
 # ----------------------------------------------------------------------------- `metrics`

@@ -104,9 +104,9 @@ def test_chosen_activations_and_rates_name_the_runs_in_grid_order():
     ({"lrs": [0.02, 0.02]}, "0.02, 0.02"),
     ({"train_size": 0}, "train size 0 "),
     ({"train_size": 50_001}, "train size 50001 "),
-    ({"batch_size": 300}, "batch size 300 does not divide 50000"),
+    ({"batch_size": 300}, "batch size 300 does not divide the 50,000 training images"),
     ({"batch_size": 7}, "batch size 7 is outside 50..1000"),
-    ({"train_size": 700, "batch_size": 70}, "batch size 70 does not divide 60000"),  # the final retrain's size
+    ({"train_size": 700, "batch_size": 70}, "batch size 70 does not divide the 60,000 training images"),  # the final retrain's size
     ({"activations": ["sigmoid"]}, "unknown activation 'sigmoid'"),
     ({"epochs": 0}, "got 0"),
     ({"bogus": 1}, "unknown config keys: bogus"),
@@ -531,7 +531,7 @@ def confusion_result() -> dict:
 
 def test_the_confusion_report():
     text = CONFUSION.report(job_status("confusion", result=confusion_result()), [])
-    assert text.startswith(f"# Problem 2 — Fashion-MNIST confusion matrix (job `{JOB_ID}`)\n\n## Problem 2:")
+    assert text.startswith(f"# Problem 2 — Fashion-MNIST confusion matrix (job `{JOB_ID}`)\n\n## Test accuracy and confusion rates\n")
     assert "**Test accuracy: 92.67%** (test loss 0.2345;" in text
     assert "**0: T-shirt** and **2: Pullover**" in text and "= 10.00% + 5.00% = 15.00%." in text
     assert "| 0: T-shirt | 85.00% | 2: Pullover | 10.00% |" in text
@@ -557,7 +557,7 @@ def regularization_result() -> dict:
 
 def test_the_regularization_report():
     text = REGULARIZATION.report(job_status("regularization", result=regularization_result()), [])
-    assert text.startswith(f"# Problem 3 — regularization and weight histograms (job `{JOB_ID}`)\n\n## Problem 3:")
+    assert text.startswith(f"# Problem 3 — regularization and weight histograms (job `{JOB_ID}`)\n\n## Weights with and without L2 and dropout\n")
     assert "**88.10%**" in text and "**88.90%**" in text
     assert "- input→hidden: the L2 + dropout weights are narrower." in text
     assert "### input→hidden weights" in text and "### hidden→output weights" in text

@@ -30,9 +30,12 @@ def train_run(store: Store, settings: Settings, run_id: int, worker: str, pid: i
     if run is None:  # already ended (redelivered after success, or cancelled while queued)
         return store.claim_finalize(store.run_info(run_id).job_id)
     job = store.job_status(run.job_id)
+    kind = kinds.get(job.kind)
+    if run.epochs_done and not kind.resumes_runs:  # trained again from its first epoch: its old rows go
+        store.truncate_epochs(run_id, 0)
     ctx = RunContext(store, settings, job, run, worker, settings.blas_threads, pid)
     try:
-        result = kinds.get(job.kind).train(ctx)
+        result = kind.train(ctx)
         stopped = result is None or ctx.should_stop()
         store.finish_run(run_id, "cancelled" if stopped else "succeeded", result=result, holder=ctx.holder)
     except LeaseLost as exc:  # another attempt has the run now: it records and ends it

@@ -132,8 +132,10 @@ def title_markdown(sections: Sequence[Section], generated: str) -> str:
                      f"{report} |")
     partial = [s for s in sections if s.partial]
     if partial:
-        lines += ["", f"> **Partial:** {len(partial)} of the {len(sections)} jobs have not succeeded (yet); their "
-                  "parts show what finished."]
+        one = len(partial) == 1
+        lines += ["", f"> **Partial:** {len(partial)} of the {len(sections)} job{'' if len(sections) == 1 else 's'} "
+                  f"{'has' if one else 'have'} not succeeded (yet); {'its part shows' if one else 'their parts show'} "
+                  "what finished."]
     return "\n".join(lines) + "\n"
 
 

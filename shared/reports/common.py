@@ -41,7 +41,7 @@ def _fashion_training(result: Mapping[str, Any], params: Mapping[str, Any]) -> s
              f"the training set less its last {100 * val_fraction:g}%, which validated after every epoch")
     epochs = result.get("epochs_run", "?")
     planned = params.get("epochs")
-    ran = f"{epochs} epochs" + (f" (of {planned} planned)" if planned and planned != epochs else "")
+    ran = f"{epochs} epoch{'' if epochs == 1 else 's'}" + (f" (of {planned} planned)" if planned and planned != epochs else "")
     optimizer = params.get("optimizer", "adam")
     return (f"Trained for {ran} with {_OPTIMIZER_NAMES.get(optimizer, optimizer)} ({schedule}), batch "
             f"{params.get('batch_size', '?')}, on {sizes}; the model after the last epoch was tested once on "

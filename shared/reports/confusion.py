@@ -11,7 +11,7 @@ from .tables import _h, _img, _pct, indexed_names, markdown_table
 
 
 def confusion_section(result: Mapping[str, Any], *, level: int = 2,
-                      title: str = "Problem 2: Fashion-MNIST confusions") -> str:
+                      title: str = "Test accuracy and confusion rates") -> str:
     """Test accuracy, the confusion-rate table, most-confused classes and figures. Classes read "m: name"
     with the homework's indices 0–9."""
     files = result.get("files", {})

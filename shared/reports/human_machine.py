@@ -125,8 +125,8 @@ def _human_machine_setup(result: Mapping[str, Any]) -> list[str]:
     n_train, n_val = split.get("n_train"), split.get("n_val")
     if n_train and n_val:
         line = (f"- **Data and split:** {n_train + n_val:,} sequences of 20 bits in {{−1, +1}}; label **1 = human**, "
-                f"0 = machine (a sigmoid output above 0.5 decides human). One stratified split "
-                f"(`shared.analysis.stratified_split`, seed {split.get('split_seed', 0)}) gives **{n_train:,} "
+                f"0 = machine (a sigmoid output above 0.5 decides human). One split stratified "
+                f"by class (seed {split.get('split_seed', 0)}) gives **{n_train:,} "
                 f"training** and **{n_val:,} validation** rows ({100 * split.get('val_fraction', 0.2):g}% of each "
                 f"class)")
         if split.get("val_human") is not None:
@@ -176,7 +176,7 @@ def _optimism_note(result: Mapping[str, Any]) -> list[str]:
 
 
 def human_machine_section(result: Mapping[str, Any], *, level: int = 2,
-                          title: str = "Problem 4: human or machine?") -> str:
+                          title: str = "Runs, the chosen model and its weights") -> str:
     """Set-up (split, labels, learning rates, regularizer strengths, kept epoch), best model with an estimate
     not used for choosing it, run table, every run's learning curves, weight table and heat map, and the
     computed insight with its thresholds."""

@@ -187,7 +187,7 @@ def _spread_table(result: Mapping[str, Any], models: Sequence[str], labels: Mapp
 
 
 def regularization_section(result: Mapping[str, Any], *, level: int = 2,
-                           title: str = "Problem 3: effect of L2 and dropout on the weights") -> str:
+                           title: str = "Weights with and without L2 and dropout") -> str:
     """Per-model test accuracy, weight histograms, statistics tables, the spread at initialization against
     after training, and the generated comparison with the thresholds behind its words."""
     files = result.get("files", {})

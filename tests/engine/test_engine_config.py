@@ -18,9 +18,10 @@ def test_valid_batch_sizes():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"batch_size": 123}, f"batch size 123 does not divide 50000; valid sizes in 50..1000: {SIZES_50000}"),
-        ({"batch_size": 20}, f"batch size 20 is outside 50..1000; valid sizes in 50..1000: {SIZES_50000}"),
-        ({"batch_size": 2000}, f"batch size 2000 is outside 50..1000; valid sizes in 50..1000: {SIZES_50000}"),
+        ({"batch_size": 123}, f"batch size 123 does not divide the 50,000 training images (every batch is full); batch sizes in "
+                              f"50..1000 that divide 50,000: {SIZES_50000}, or take a training-set size that 123 divides"),
+        ({"batch_size": 20}, f"batch size 20 is outside 50..1000; batch sizes in 50..1000 that divide 50,000: {SIZES_50000}"),
+        ({"batch_size": 2000}, f"batch size 2000 is outside 50..1000; batch sizes in 50..1000 that divide 50,000: {SIZES_50000}"),
     ],
 )
 def test_validate_batch_size_messages(kwargs, message):
@@ -31,7 +32,7 @@ def test_validate_batch_size_messages(kwargs, message):
 
 
 def test_validate_reports_no_valid_sizes():
-    with pytest.raises(ConfigError, match="valid sizes in 50..1000: none$"):
+    with pytest.raises(ConfigError, match="batch sizes in 50..1000 that divide 49: none, or take"):
         TrainConfig(batch_size=100).validate(49)
 
 
@@ -71,8 +72,8 @@ def test_validate_accepts_and_returns_self():
         ({"l2": float("inf")}, "l2 must be a finite number >= 0, got inf"),
         ({"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
         ({"dropout": -0.5}, "dropout must be in [0, 1), got -0.5"),
-        ({"threads": 0}, "threads must be null (leave as is) or an integer >= 1, got 0"),
-        ({"threads": 1.5}, "threads must be null (leave as is) or an integer >= 1, got 1.5"),
+        ({"threads": 0}, "threads must be an integer >= 1 (or unset), got 0"),
+        ({"threads": 1.5}, "threads must be an integer >= 1 (or unset), got 1.5"),
         ({"seed": -1}, "seed must be a non-negative integer, got -1"),
         ({"batch_size": 0}, "batch size must be a positive integer, got 0"),
         ({"batch_size": True}, "batch size must be a positive integer, got True"),

@@ -65,7 +65,7 @@ def test_resume_without_threads_keeps_the_checkpoints_count_and_none_leaves_blas
 def test_resume_rejects_an_invalid_thread_count(tmp_path):
     data = toy_data()
     ckpt = checkpoint_after_two_epochs(tmp_path / "state.npz", data, threads=2)
-    with pytest.raises(ConfigError, match="threads must be null"):
+    with pytest.raises(ConfigError, match="threads must be an integer >= 1"):
         Trainer.resume(ckpt, *data, threads=0)
 
 

@@ -158,7 +158,7 @@ def test_trainer_rejects_bad_data():
         Trainer(toy_config(), x, np.eye(10)[y])
     with pytest.raises(ValueError, match=r"labels must be in 0..9"):
         Trainer(toy_config(), x, y + 1)
-    with pytest.raises(ValueError, match="batch size 50 does not divide 499"):
+    with pytest.raises(ValueError, match="batch size 50 does not divide the 499 training images"):
         Trainer(toy_config(), x[:499], y[:499])
 
 

@@ -397,7 +397,7 @@ def test_bad_input_fails_its_job_only(case: Case, service, good_job, tmp_path):
                  id="non-numeric-lr"),
     pytest.param(["sweep", "--lrs", "0.04,inf"], "lr must be a positive finite number, got inf", id="infinite-lr"),
     pytest.param(["sweep", "--batch-size", "123"],
-                 "batch size 123 does not divide 50000; valid sizes in 50..1000: 50, 80, 100", id="batch-size"),
+                 "batch size 123 does not divide the 50,000 training images (every batch is full); batch sizes in 50..1000 that divide 50,000: 50, 80, 100", id="batch-size"),
     pytest.param(["sweep", "--epochs", "0"], "epochs must be an integer in 1..", id="epochs-0"),
     pytest.param(["sweep", "--epochs", "1000000000"], "got 1000000000", id="epochs-1e9"),
     pytest.param(["sweep", "--epochs", "50", "--decay-epochs", "20,60"],
@@ -405,7 +405,7 @@ def test_bad_input_fails_its_job_only(case: Case, service, good_job, tmp_path):
                  id="decay-epoch-past-the-end"),
     pytest.param(["sweep", "--activations", "sigmoid"], "unknown activation 'sigmoid'; expected one of:",
                  id="unknown-activation"),
-    pytest.param(["sweep", "--train-size", "4999"], "batch size 100 does not divide 4999", id="train-size-4999"),
+    pytest.param(["sweep", "--train-size", "4999"], "batch size 100 does not divide the 4,999 training images", id="train-size-4999"),
     pytest.param(["sweep", "--train-size", "60000"], "train size 60000 is outside 1..50000", id="train-size-60000"),
     pytest.param(["sweep", "--datasets", ""], "--datasets is empty; expected the absolute path", id="empty-datasets"),
 ])

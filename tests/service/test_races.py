@@ -303,3 +303,27 @@ def test_warming_up_a_pool_process_neither_downloads_nor_imports_tensorflow(tmp_
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# -- a run its kind cannot resume is trained again from its first epoch ----------------------------------------------
+def test_a_run_trained_again_keeps_no_rows_of_its_earlier_attempt(store, settings, monkeypatch):
+    """A Keras-like kind (no checkpoint): the interrupted attempt's rows go when the run starts again, so a
+    second attempt that stops earlier (early stopping) leaves no stale epochs behind it."""
+    assert not toykind.KIND.resumes_runs
+    job = _toy_job(store)
+    run_id = store.runs(job)[0].run_id
+    store.start_run(run_id, "w1@h", pid=111)
+    for epoch in (1, 2):
+        store.record_epoch(run_id, {"epoch": epoch, "val_accuracy": 0.5})
+    assert store.interrupt_job(job)
+    store.reopen_job(job)
+
+    def train(ctx):
+        assert ctx.store.epochs(ctx.job.job_id, run_id) == []  # nothing of the first attempt
+        ctx.record_epoch({"epoch": 1, "val_accuracy": 0.7})
+        return {"val_accuracy": 0.7}
+
+    monkeypatch.setattr(toykind.KIND, "train", train)
+    jobs.train_run(store, settings, run_id, "w1@h", pid=112)
+    assert [(r.epoch, r.val_accuracy) for r in store.epochs(job, run_id)] == [(1, 0.7)]
+    assert store.run_info(run_id).epochs_done == 1

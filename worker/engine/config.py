@@ -115,16 +115,18 @@ class TrainConfig:
         if not _is_int(self.seed) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
-            raise ConfigError(f"threads must be null (leave as is) or an integer >= 1, got {self.threads!r}")
+            raise ConfigError(f"threads must be an integer >= 1 (or unset), got {self.threads!r}")
 
     def validate(self, n_train: int) -> TrainConfig:
         """Raise ConfigError unless this config can train on n_train rows; returns self."""
         b, sizes = self.batch_size, valid_batch_sizes(n_train)
-        listing = f"valid sizes in {MIN_BATCH}..{MAX_BATCH}: {', '.join(map(str, sizes)) or 'none'}"
+        listing = (f"batch sizes in {MIN_BATCH}..{MAX_BATCH} that divide {n_train:,}: "
+                   f"{', '.join(map(str, sizes)) or 'none'}")
         if not MIN_BATCH <= b <= MAX_BATCH:
             raise ConfigError(f"batch size {b} is outside {MIN_BATCH}..{MAX_BATCH}; {listing}")
         if n_train % b:
-            raise ConfigError(f"batch size {b} does not divide {n_train}; {listing}")
+            raise ConfigError(f"batch size {b} does not divide the {n_train:,} training images (every batch is "
+                              f"full); {listing}, or take a training-set size that {b} divides")
         return self
 
     def lr_at(self, epoch: int) -> float:

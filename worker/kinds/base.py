@@ -167,6 +167,8 @@ class JobKind:
     # which epoch's validation accuracy stands for a run: "final" (its last epoch) or "best" (the epoch it keeps)
     kept_epoch: str = "final"
     downloads: tuple[str, ...] = ()  # data sets its --download fetches first (`hw3-submit datasets fetch NAME`)
+    # True: an interrupted run continues from the checkpoint of its last epoch; False: it is trained again
+    resumes_runs: bool = False
 
     def warm_up(self, settings: Settings) -> None:
         """Called in each worker pool process as it starts: read what every task of the kind reads (cached

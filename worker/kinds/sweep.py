@@ -188,6 +188,7 @@ class Sweep(JobKind):
     )
     result_keys = ("chosen", "selection", "test_accuracy", "test_loss", "val_accuracy", "weights")
     downloads = ("mnist",)
+    resumes_runs = True  # the engine's checkpoint after every epoch
 
     def plan(self, params: dict) -> Plan:
         return plan_sweep(params)
@@ -303,8 +304,10 @@ class Sweep(JobKind):
                 f"{datasets.N_TRAIN + datasets.N_VAL:,} images"]
 
     def pending_epochs(self, job: JobStatus) -> int:
-        """The final retrain's epochs, until its run exists (it is created when the parallel runs have ended)."""
-        if job.finished or job.cancel_requested or job.run("final") is not None:
+        """The final retrain's epochs, until its run exists (it is created when the parallel runs have ended);
+        an interrupted or cancelled job still plans it (`resume` continues there), a job that ended otherwise
+        does not."""
+        if job.state in ("succeeded", "failed") or job.run("final") is not None:
             return 0
         return int(job.params.get("epochs", _DEFAULTS.epochs))
 
