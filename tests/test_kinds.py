@@ -577,3 +577,20 @@ def test_the_human_machine_report_with_a_failed_run():
     assert "goal" not in text
     assert "| **adam-l2** | adam | l2 | 0.001 |" in text and "| sgd-none |" in text
     assert text.endswith("\n## Failed runs\n\n- rmsprop-dropout: worker lost\n")
+
+
+def test_an_interrupted_keras_job_reports_the_runs_it_has():
+    runs = [run_status(1, "sgd-none", config={}, state="succeeded", epochs_done=3, epochs_total=3),
+            run_status(2, "sgd-l2", config={}, state="interrupted", epochs_done=1, epochs_total=3),
+            run_status(3, "sgd-dropout", config={}, state="interrupted", epochs_done=0, epochs_total=3)]
+    rows = [epoch_row(1, "sgd-none", 1, 0.6), epoch_row(1, "sgd-none", 2, 0.7), epoch_row(1, "sgd-none", 3, 0.65),
+            epoch_row(2, "sgd-l2", 1, 0.55)]
+    text = HUMAN_MACHINE.report(job_status("human-machine", state="interrupted", params={"params": {"epochs": 3}},
+                                           runs=runs), rows)
+    assert "State: **interrupted**\n\n## Runs so far\n" in text
+    assert "| sgd-none | succeeded | 3/3 | 70.00% (epoch 2) |" in text  # its kept (best) epoch
+    assert "| sgd-l2 | interrupted | 1/3 | 55.00% (epoch 1) |" in text
+    assert "| sgd-dropout | interrupted | 0/3 | — |" in text
+    confusion = CONFUSION.report(job_status("confusion", state="cancelled", params={"params": {}}, runs=runs[:1]),
+                                 rows[:3])
+    assert "| sgd-none | succeeded | 3/3 | 65.00% (epoch 3) |" in confusion  # its last epoch

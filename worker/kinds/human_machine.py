@@ -63,6 +63,10 @@ class HumanMachine(KerasKind):
     def deviations(self, params: dict) -> list[str]:
         merged = self.experiment_params(params)
         out = []
+        default = self.defaults["epochs"]
+        if merged["epochs"] < default:  # the homework sets no number: a short run must not pass for the real one
+            out.append(f"only {merged['epochs']} epoch{'' if merged['epochs'] == 1 else 's'} per run (the homework "
+                       f"sets no number; the default is {default})")
         if merged["batch_size"] != HOMEWORK_BATCH_SIZE:
             out.append(f"batch size {merged['batch_size']} instead of {HOMEWORK_BATCH_SIZE}")
         if merged["val_fraction"] != HOMEWORK_VAL_FRACTION:

@@ -108,11 +108,28 @@ class KerasKind(JobKind):
     def section(self, result: dict) -> str:
         raise NotImplementedError
 
+    def _runs_so_far(self, job: JobStatus, rows: Sequence[EpochRow]) -> str:
+        """A job that has not succeeded: each run's state, epochs and validation accuracy from its rows (at its
+        kept epoch or its last one, as the kind ranks runs)."""
+        if not any(r.epochs_done for r in job.runs):
+            return ""
+        best = self.kept_epoch == "best"
+        table = []
+        for run in job.runs:
+            mine = [r for r in rows if r.run_id == run.run_id and r.val_accuracy is not None]
+            kept = max(mine, key=lambda r: r.val_accuracy) if best and mine else (mine[-1] if mine else None)
+            table.append([run.name, run.state, f"{run.epochs_done}/{run.epochs_total}",
+                          "—" if kept is None else f"{kept.val_accuracy:.2%} (epoch {kept.epoch})"])
+        which = "best epoch so far" if best else "last epoch"
+        return ("\n## Runs so far\n\n" + reports.markdown_table(
+            ["run", "state", "epochs", f"validation accuracy ({which})"], table, ["l", "l", "r", "r"]) + "\n")
+
     def report(self, job: JobStatus, rows: Sequence[EpochRow]) -> str:
         header = f"# {self.title} (job `{job.job_id}`)\n\n"
         header += "".join(line + "\n" for line in reports.homework_note(self.deviations(job.params)))
         if job.state != "succeeded" or not job.result:
-            return header + f"State: **{job.state}**" + (f" — {job.error}" if job.error else "") + "\n"
+            state = header + f"State: **{job.state}**" + (f" — {job.error}" if job.error else "") + "\n"
+            return state + self._runs_so_far(job, rows)
         report = header + self.section(job.result)
         failed = job.result.get("failed_runs") or {}
         if failed:

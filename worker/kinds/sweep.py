@@ -69,8 +69,8 @@ def sweep_deviations(params: dict) -> list[str]:
         out.append(f"{epochs} epoch{'s' if epochs != 1 else ''} instead of {HOMEWORK_EPOCHS}")
     halvings = len(params.get("decay_epochs", [None] * HOMEWORK_HALVINGS))  # each one is < epochs (validated)
     if halvings != HOMEWORK_HALVINGS:
-        out.append(f"the LR was {'never halved' if not halvings else 'halved ' + _times(halvings)}, "
-                   f"not {_times(HOMEWORK_HALVINGS)}")
+        out.append(f"the LR was never halved instead of {_times(HOMEWORK_HALVINGS)}" if not halvings else
+                   f"the LR was halved {_times(halvings)}, not {_times(HOMEWORK_HALVINGS)}")
     train_size = params.get("train_size", HOMEWORK_TRAIN_SIZE)
     if train_size != HOMEWORK_TRAIN_SIZE:
         out.append(f"{train_size:,} training images instead of {HOMEWORK_TRAIN_SIZE:,}")
