@@ -179,13 +179,14 @@ def fetch(job_id, dest, force, as_json):
     store = client.get_store(settings)
     job_id = _resolve(store, job_id)
     try:
-        copied = fetch_artifacts(store, settings, job_id, dest, force=force)
+        copied, same = fetch_artifacts(store, settings, job_id, dest, force=force)
     except (UnsafePath, WouldOverwrite) as exc:
         _fail(str(exc))
     if as_json:
-        _echo_json([str(p) for p in copied])
+        _echo_json([str(p) for p in copied + same])
     else:
-        click.echo(f"{len(copied)} files copied to {dest}")
+        click.echo(f"{len(copied)} file{'' if len(copied) == 1 else 's'} copied to {dest}"
+                   + (f", {len(same)} already there and identical" if same else ""))
 
 
 @main.command()

@@ -62,11 +62,13 @@ def publish(store: Store, settings: Settings, job_id: str, paths: list[Path]) ->
         store.record_artifact(job_id, rel.as_posix(), path.stat().st_size, sha256_of(path))
 
 
-def fetch(store: Store, settings: Settings, job_id: str, dest: Path, *, force: bool = False) -> list[Path]:
-    """Copy the job's recorded artifacts into `dest` (keeping their relative paths); returns what was copied.
-    Files that resolve outside the job folder, or would land outside `dest`, are refused. A file already in
-    `dest` that differs from the artifact (by sha256) is never replaced silently: WouldOverwrite names them all
-    before anything is copied, unless `force`."""
+def fetch(store: Store, settings: Settings, job_id: str, dest: Path, *,
+          force: bool = False) -> tuple[list[Path], list[Path]]:
+    """Copy the job's recorded artifacts into `dest` (keeping their relative paths); returns (copied, already
+    there and identical). Files that resolve outside the job folder, or would land outside `dest`, are refused.
+    A file already in `dest` that differs from the artifact (by sha256) is never replaced silently:
+    WouldOverwrite names them all before anything is copied, unless `force`. Something that is not a file
+    where a file goes, or not a folder where a folder goes, is refused even with `force`, before any copy."""
     base = job_dir(settings, job_id)
     dest = Path(dest)
     pairs = []
@@ -77,6 +79,7 @@ def fetch(store: Store, settings: Settings, job_id: str, dest: Path, *, force: b
         if not src.is_file():  # a folder, a FIFO or a device would not copy as a file (or would block)
             raise UnsafePath(f"refused artifact {art.path!r}: it is missing or not a regular file in {base}")
         pairs.append((src, safe_join(dest, art.path), art.sha256))
+    _check_shapes(dest, [target for _, target, _ in pairs])
     if not force:
         differing = [target for _, target, sha in pairs
                      if target.exists() and (not target.is_file() or sha256_of(target) != sha)]
@@ -85,11 +88,32 @@ def fetch(store: Store, settings: Settings, job_id: str, dest: Path, *, force: b
                                                                  if len(differing) > 5 else "")
             raise WouldOverwrite(f"{len(differing)} file(s) in {dest} differ from the job's artifacts and would be "
                                  f"replaced: {shown}; use --force to replace them, or another --dest")
-    for src, target, _ in pairs:
+    copied, same = [], []
+    for src, target, sha in pairs:
+        if target.is_file() and not target.is_symlink() and sha256_of(target) == sha:
+            same.append(target)
+            continue
         confined(dest, target)  # again right before writing: the folder may have changed meanwhile
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, target)
-    return [target for _, target, _ in pairs]
+        copied.append(target)
+    return copied, same
+
+
+def _check_shapes(dest: Path, targets: list[Path]) -> None:
+    """WouldOverwrite when a file of `dest` stands where a folder must be, or a folder where a file must go."""
+    dest = Path(dest)
+    blocked = set()
+    for target in targets:
+        if target.is_dir():
+            blocked.add(f"{target} is a folder where the file {target.name} goes")
+        for folder in (dest, *(dest / p for p in reversed(target.relative_to(dest).parents[:-1]))):
+            if folder.exists() and not folder.is_dir():
+                blocked.add(f"{folder} is a file where a folder must be")
+                break
+    if blocked:
+        raise WouldOverwrite(f"cannot copy into {dest}: {'; '.join(sorted(blocked))}; move it away or choose "
+                             "another --dest (--force replaces files only)")
 
 
 def run_dir(base: Path, name: str) -> Path:

@@ -75,6 +75,32 @@ def test_fetch_never_overwrites_a_different_file_silently(volume_store, tmp_path
     assert forced.exit_code == 0 and (dest / "report.md").read_text() == "the report\n"
 
 
+def test_fetch_refuses_a_file_where_a_folder_goes_or_a_folder_where_a_file_goes_before_copying(volume_store,
+                                                                                              tmp_path):
+    job = _job(volume_store, "succeeded")
+    folder = job_dir(get_settings(), job)
+    (folder / "runs" / "a").mkdir(parents=True)
+    (folder / "report.md").write_text("the report\n")
+    (folder / "runs" / "a" / "w.txt").write_text("weights\n")
+    publish(volume_store, get_settings(), job, [folder / "report.md", folder / "runs" / "a" / "w.txt"])
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "runs").write_text("a file named runs\n")
+    for force in ([], ["--force"]):
+        refused = run("fetch", job, "--dest", str(dest), *force)
+        assert refused.exit_code == 1 and f"{dest / 'runs'} is a file where a folder must be" in refused.output
+        assert "Traceback" not in refused.output and sorted(p.name for p in dest.iterdir()) == ["runs"]
+    (dest / "runs").unlink()
+    (dest / "report.md").mkdir()
+    refused = run("fetch", job, "--dest", str(dest), "--force")
+    assert refused.exit_code == 1 and "is a folder where the file report.md goes" in refused.output
+    assert sorted(p.name for p in dest.iterdir()) == ["report.md"]  # nothing copied
+    (dest / "report.md").rmdir()
+    assert run("fetch", job, "--dest", str(dest)).output.strip() == f"2 files copied to {dest}"
+    assert run("fetch", job, "--dest", str(dest)).output.strip() == \
+        f"0 files copied to {dest}, 2 already there and identical"
+
+
 def test_the_store_does_not_depend_on_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert get_settings({}).data_dir == settings_module.PROJECT_DIR / "data"  # a source checkout
