@@ -13,6 +13,7 @@ from shared.entities import JobStatus
 from shared.store import StoreError
 
 FAILED_EXIT = 1
+MALFORMED_EXIT = 2  # malformed options or input (Click's usage errors exit 2 too)
 
 
 def _fail(message: str, code: int = FAILED_EXIT):
@@ -48,7 +49,7 @@ def _job_id(ctx, param, value: str | None) -> str | None:
     try:
         return None if value is None else validate_job_id_prefix(value)
     except InvalidJobId as exc:
-        _fail(str(exc))
+        _fail(str(exc), MALFORMED_EXIT)
 
 
 def _resolve(store, prefix: str) -> str:

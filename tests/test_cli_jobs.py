@@ -45,7 +45,7 @@ def test_a_unique_beginning_of_a_job_id_works_everywhere(volume_store):
     missing = run("cancel", "fffffffffffe")
     assert missing.exit_code == 1 and "no job fffffffffffe" in missing.output
     bad = run("status", "../x")
-    assert bad.exit_code == 1 and "invalid job id" in bad.output
+    assert bad.exit_code == 2 and "invalid job id" in bad.output
 
 
 def test_cancelling_an_ended_job_says_so_and_exits_1(volume_store):

@@ -424,7 +424,7 @@ def test_malformed_options_are_refused_before_anything_is_created(args, message,
 def test_unknown_or_malformed_job_ids_are_clear_errors(command, job_id, message, service, tmp_path):
     args = [*command[1:], str(tmp_path / "fetched")] if command[0] == "fetch" else []
     proc = hw3(command[0], job_id, *args, env=service.env)
-    assert proc.returncode == 1 and message in proc.stderr, (command, proc.stderr)
+    assert proc.returncode == (2 if "invalid" in message else 1) and message in proc.stderr, (command, proc.stderr)
 
 
 # ----------------------------------------------------------------------------- a job whose run raises

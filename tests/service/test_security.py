@@ -116,8 +116,8 @@ def _files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink()) if folder.exists() else []
 
 
-def _refused(proc: subprocess.CompletedProcess, *words: str) -> None:
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+def _refused(proc: subprocess.CompletedProcess, *words: str, code: int = 1) -> None:
+    assert proc.returncode == code, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     for word in words:
@@ -209,7 +209,7 @@ def test_job_ids_are_checked_before_anything_is_opened(tmp_path, command):
     for job_id in BAD_JOB_IDS:
         extra = {"plot": ["--out", str(dest)], "fetch": ["--dest", str(dest)]}.get(command, [])
         proc = hw3(command, job_id, *extra, env=env, timeout=120)
-        _refused(proc, "invalid job id", repr(job_id))
+        _refused(proc, "invalid job id", repr(job_id), code=2)  # malformed input
     assert sorted(tmp_path.iterdir()) == []
 
 
