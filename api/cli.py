@@ -113,7 +113,7 @@ def _detached(job_ids: list[str], store, as_json: bool) -> None:
 def _wait_all(job_ids: list[str], store, as_json: bool, worker=None) -> list[JobStatus]:
     if as_json:
         return client.wait_for(job_ids, store, None, worker=worker)
-    with ProgressPrinter() as printer:  # the live display ends (cursor back) however the wait ends
+    with ProgressPrinter(local=worker is not None) as printer:  # the display ends (cursor back) however it ends
         return client.wait_for(job_ids, store, printer, worker=worker)
 
 
@@ -152,8 +152,8 @@ def _submit_and_maybe_wait(submits, wait: bool, workers: int | None, as_json: bo
         views = [_view(store.job_status(j)) for j in job_ids]
         _echo_json(views[0] if len(views) == 1 else views)
     if settings.embedded:
-        click.echo("queued in the embedded broker; start workers with `hw3-submit worker` "
-                   "or submit with --wait", err=True)
+        click.echo(f"queued in the embedded broker; `{display.program()} wait {' '.join(job_ids)}` runs it here "
+                   f"(or start workers with `{display.program()} worker`)", err=True)
 
 
 def _click_option(opt: Option):
@@ -284,16 +284,28 @@ def resume(job_ids, wait, workers, as_json):
 
 @main.command("wait")
 @click.argument("job_ids", nargs=-1, required=True, metavar="JOB...", callback=_job_id_list)
+@click.option("--workers", type=click.IntRange(1, 256),
+              help="local worker processes, in the embedded mode when no worker is alive  [default: one per core]")
 @click.option("--json", "as_json", is_flag=True, help="print the final status as one JSON document")
-def wait_jobs(job_ids, as_json):
-    """Follow jobs' progress until they end, e.g. after Ctrl-C detached a --wait (Ctrl-C here detaches too: the
-    jobs go on). Starts no worker. Exit 0 when every job succeeded, 1 when one failed, was cancelled or was
-    interrupted."""
-    store = client.get_store(readonly=True)
+def wait_jobs(job_ids, workers, as_json):
+    """Follow jobs' progress until they end, e.g. after Ctrl-C detached a --wait. With an external broker it
+    starts no worker and Ctrl-C detaches (the jobs go on). In the embedded mode, when no worker is alive (a job
+    submitted without --wait), it runs local workers as --wait does, and Ctrl-C interrupts the jobs. Exit 0 when
+    every job succeeded, 1 when one failed, was cancelled or was interrupted."""
+    settings = get_settings()
+    store = client.get_store(settings, readonly=True)
     ids = list(dict.fromkeys(_resolve(store, j) for j in job_ids))
-    for st in (store.job_status(j) for j in ids):
-        if st.waiting_for:
-            click.echo(f"job {st.job_id}: {st.waiting_for}{WORKER_HINT}", err=True)
+    statuses = [store.job_status(j) for j in ids]
+    idle = [st for st in statuses if st.waiting_for and not st.finished]
+    if idle and settings.embedded:  # nothing would ever take them: this command runs the workers
+        try:
+            with client.local_workers(workers, settings) as proc:
+                statuses = _wait_all(ids, store, as_json, worker=proc)
+        except KeyboardInterrupt:
+            _interrupted(ids, store, as_json)
+        _finish(statuses, as_json)
+    for st in idle:
+        click.echo(f"job {st.job_id}: {st.waiting_for}{WORKER_HINT}", err=True)
     try:
         statuses = _wait_all(ids, store, as_json)
     except KeyboardInterrupt:

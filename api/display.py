@@ -112,12 +112,14 @@ def header(status: JobStatus) -> str:
     return line + (f", ETA ~{_duration(eta)}" if eta is not None and eta >= 1 else "")
 
 
-def notes(status: JobStatus) -> list[str]:
-    """Sentences under a job's progress table: epochs still to come, lost and failed runs, the best run so far."""
+def notes(status: JobStatus, local: bool = False) -> list[str]:
+    """Sentences under a job's progress table: epochs still to come, lost and failed runs, the best run so far.
+    `local`: this command runs the workers itself (the embedded --wait), so none is to be started by hand."""
     kind = _kind(status)
     out = []
     if status.waiting_for and not status.finished:  # no worker has taken it, or its workers are gone
-        out.append(f"{status.waiting_for}; start one with `hw3-submit worker`")
+        out.append("starting the local workers" if local else f"{status.waiting_for}; start one with "
+                                                              "`hw3-submit worker`")
     pending = kind.pending_epochs(status)
     if pending:
         out.append(f"the total includes {pending} epoch{'' if pending == 1 else 's'} of runs created when these "
@@ -180,10 +182,10 @@ def _table(status: JobStatus, width: int, compact: bool) -> tuple[Table, int]:
     return table, len(status.runs) - len(shown)
 
 
-def job_block(status: JobStatus, width: int, compact: bool = False) -> RenderableType:
+def job_block(status: JobStatus, width: int, compact: bool = False, local: bool = False) -> RenderableType:
     """A job's progress as rich draws it: its header, its runs' table, and the notes, each note one line."""
     table, hidden = _table(status, width, compact)
-    lines = notes(status)
+    lines = notes(status, local)
     if hidden:
         counts = {}
         for r in status.runs:
@@ -205,11 +207,11 @@ def _render(renderable: RenderableType, width: int) -> list[str]:
     return [line.rstrip() for line in console.file.getvalue().splitlines()]
 
 
-def progress_lines(status: JobStatus, width: int = PLAIN_WIDTH) -> list[str]:
+def progress_lines(status: JobStatus, width: int = PLAIN_WIDTH, local: bool = False) -> list[str]:
     """A job's header and runs' table as plain lines, then its notes unwrapped (a script can grep them whole)."""
     table, _ = _table(status, width, compact=False)
     return [header(status), *_render(Padding(table, (0, 0, 0, 2), expand=False), width),
-            *("  " + line for line in notes(status))]
+            *("  " + line for line in notes(status, local))]
 
 
 # -- the end of a job, and `status JOB` ------------------------------------------------------------------------
@@ -288,10 +290,12 @@ def stdout_width() -> int:
 class ProgressPrinter:
     """Progress of running jobs on stderr (or `console`): redrawn in place on a terminal by a rich Live display
     that fits the terminal, elsewhere one plain line per changed line. Call it with the jobs' statuses; use it
-    as a context manager (or call close()) so that the display ends, cursor restored, on any way out."""
+    as a context manager (or call close()) so that the display ends, cursor restored, on any way out.
+    `local`: the command runs the workers itself (no advice to start one)."""
 
-    def __init__(self, stream=None, console: Console | None = None):
+    def __init__(self, stream=None, console: Console | None = None, local: bool = False):
         self.console = console or Console(file=stream or sys.stderr, highlight=False)
+        self.local = local
         self.tty = self.console.is_terminal
         self.live: Live | None = None
         self.last: list[str] = []
@@ -315,7 +319,7 @@ class ProgressPrinter:
         for status in statuses:
             if blocks:
                 blocks.append(Text(""))
-            blocks.append(job_block(status, width, compact))
+            blocks.append(job_block(status, width, compact, self.local))
         return Group(*blocks)
 
     def _draw(self, statuses: list[JobStatus]) -> None:
@@ -330,7 +334,7 @@ class ProgressPrinter:
             self.live.update(view, refresh=True)
 
     def _print_changes(self, statuses: list[JobStatus]) -> None:
-        lines = [line for s in statuses for line in progress_lines(s, self.console.width)]
+        lines = [line for s in statuses for line in progress_lines(s, self.console.width, self.local)]
         changed = [b for a, b in zip(self.last + [None] * len(lines), lines) if a != b]
         if changed:
             self.console.file.write("\n".join(changed) + "\n")

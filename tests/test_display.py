@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -340,3 +341,11 @@ def test_several_jobs_are_drawn_one_block_each():
     _, lines = live_frames([[finished_sweep(), job("confusion", [run(1, "confusion", done=1, total=40)])]])
     assert any(line.startswith(f"job {JOB_ID} (sweep): succeeded") for line in lines)
     assert any(line.startswith(f"job {JOB_ID} (confusion): running") for line in lines)
+
+
+def test_a_job_no_worker_has_taken_says_who_starts_one():
+    queued = replace(job("sweep", [run(1, "r1", done=0, total=2, state="queued")], state="queued"),
+                     waiting_for="waiting for a worker")
+    assert "  waiting for a worker; start one with `hw3-submit worker`" in display.progress_lines(queued)
+    local = display.progress_lines(queued, local=True)  # the embedded --wait starts its own
+    assert "  starting the local workers" in local and not any("start one" in line for line in local)

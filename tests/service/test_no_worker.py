@@ -96,3 +96,15 @@ def test_status_without_a_worker_then_with_one(hw3_env, redis_server, start_work
         assert f"follow again with: hw3-submit wait {second}" in err_path.read_text()
     finally:
         redis.Redis.from_url(url).flushdb()
+
+
+def test_in_the_embedded_mode_wait_runs_a_job_submitted_without_wait(hw3_env):
+    """No dead end: the job sits queued with nobody to take it; `wait` runs local workers as --wait does."""
+    submitted = hw3("sweep", *SMALL, env=hw3_env, check=True)
+    job = submitted.stdout.split()[0]
+    assert f"`hw3-submit wait {job}` runs it here" in submitted.stderr
+    assert json.loads(hw3("status", job, "--json", env=hw3_env).stdout)["waiting_for"] == "waiting for a worker"
+    followed = hw3("wait", job[:5], "--workers", "1", env=hw3_env, timeout=600)
+    assert followed.returncode == 0, followed.stderr
+    assert "start one with" not in followed.stderr and f"job {job} (sweep): succeeded" in followed.stderr
+    assert json.loads(hw3("status", job, "--json", env=hw3_env).stdout)["state"] == "succeeded"
