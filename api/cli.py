@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -46,7 +47,9 @@ def _csv_of(kind, label: str):
     return parse
 
 
-def _finish(statuses: list[JobStatus], as_json: bool) -> None:
+def _finish(statuses: list[JobStatus], as_json: bool, last_words: str = "") -> None:
+    """The jobs as they ended (one JSON document, or each job's summary), then `last_words`; exit 0 when every
+    job succeeded, 1 otherwise."""
     if as_json:
         views = [_view(s) for s in statuses]
         _echo_json(views[0] if len(views) == 1 else views)
@@ -55,6 +58,8 @@ def _finish(statuses: list[JobStatus], as_json: bool) -> None:
         interrupted = [s.job_id for s in statuses if s.state == "interrupted"]
         if interrupted:
             click.echo(f"continue with: {_resume_command(interrupted)}")
+    if last_words:
+        click.echo(last_words, err=as_json)
     sys.exit(0 if all(s.state == "succeeded" for s in statuses) else FAILED_EXIT)
 
 
@@ -117,7 +122,8 @@ def _wait_all(job_ids: list[str], store, as_json: bool, worker=None) -> list[Job
         return client.wait_for(job_ids, store, printer, worker=worker)
 
 
-def _submit_and_maybe_wait(submits, wait: bool, workers: int | None, as_json: bool) -> None:
+def _submit_and_maybe_wait(submits, wait: bool, workers: int | None, as_json: bool,
+                           last_words: Callable[[list[str]], str] = lambda ids: "") -> None:
     """Submit one or more jobs (`submits`: functions of the store returning a job id); with --wait, follow
     them to the end. In the embedded mode, --wait runs local workers for the duration of the command.
     Without --json the job ids go to stdout, one per line; with --json stdout gets exactly one JSON document
@@ -140,14 +146,14 @@ def _submit_and_maybe_wait(submits, wait: bool, workers: int | None, as_json: bo
                 statuses = _wait_all(submit_all(), store, as_json, worker=proc)
         except KeyboardInterrupt:  # local_workers has killed its whole process group
             _interrupted(job_ids, store, as_json)
-        _finish(statuses, as_json)
+        _finish(statuses, as_json, last_words(job_ids))
     submit_all()
     if wait:
         try:
             statuses = _wait_all(job_ids, store, as_json)
         except KeyboardInterrupt:  # the workers are not ours: the jobs go on
             _detached(job_ids, store, as_json)
-        _finish(statuses, as_json)
+        _finish(statuses, as_json, last_words(job_ids))
     if as_json:
         views = [_view(store.job_status(j)) for j in job_ids]
         _echo_json(views[0] if len(views) == 1 else views)
@@ -250,11 +256,15 @@ def all_jobs(epochs, train_size, synthetic, download, datasets, wait, workers, a
     def submit(store, name: str) -> str:
         submitted.append(client.submit(name, params[name], store, job_plan=plans[name]))
         if len(submitted) == len(homework):  # all of them: the command that makes the whole homework's document
-            click.echo(f"the whole homework's report, once they end: {display.program()} report "
-                       f"{' '.join(submitted)} --format html --out hw3-report.html", err=True)
+            click.echo(f"the whole homework's report, once they end: {_homework_report(submitted)}", err=True)
         return submitted[-1]
 
-    _submit_and_maybe_wait([lambda store, name=k.name: submit(store, name) for k in homework], wait, workers, as_json)
+    _submit_and_maybe_wait([lambda store, name=k.name: submit(store, name) for k in homework], wait, workers, as_json,
+                           last_words=lambda ids: f"the whole homework's report: {_homework_report(ids)}")
+
+
+def _homework_report(job_ids: list[str]) -> str:
+    return f"{display.program()} report {' '.join(job_ids)} --format html --out hw3-report.html"
 
 
 WORKER_HINT = "; start one with `hw3-submit worker`"

@@ -3,7 +3,9 @@ that never overwrites silently, where the store lives and the notice when a new 
 settings, and --json as exactly one document (Click's runner, a real SQLite store, no workers)."""
 from __future__ import annotations
 
+import contextlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,17 @@ def test_all_takes_quick_settings_and_json_is_one_document(volume, volume_store,
     assert confusion["params"]["params"] == {"epochs": 2}
     assert human["params"]["data"] == "synthetic" and all(r["epochs_total"] == 2 for r in human["runs"])
     assert all(j["job_id"] in out.stderr for j in jobs)  # ids for people go to stderr
+
+
+def test_all_with_wait_ends_with_the_command_of_the_whole_report(volume, volume_store, real_datasets, monkeypatch):
+    """The command printed at submission has scrolled away under the live display: it comes again at the end.
+    (The workers and the wait are stand-ins here; the real ones are in tests/service.)"""
+    monkeypatch.setenv("HW3_DATASETS", str(real_datasets))
+    monkeypatch.setattr(cli.client, "local_workers", lambda *a, **k: contextlib.nullcontext(None))
+    monkeypatch.setattr(cli.client, "wait_for", lambda ids, store, printer, worker=None:
+                        [replace(store.job_status(j), state="succeeded") for j in ids])
+    out = CliRunner().invoke(cli.main, ["all", "--epochs", "1", "--train-size", "1000", "--synthetic", "--wait"])
+    assert out.exit_code == 0, out.output
+    ids = out.stdout.split()[:4]
+    assert out.stdout.rstrip().splitlines()[-1] == \
+        f"the whole homework's report: hw3-submit report {' '.join(ids)} --format html --out hw3-report.html"
