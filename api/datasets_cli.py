@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -100,8 +101,9 @@ def check(folder: Path, as_json: bool) -> None:
     missing = [name for name, files in fetchable.items() if any(s.file in files and s.status == "missing" for s in bad)]
     advice = []
     if missing:
-        advice.append(f"`hw3-submit datasets fetch {missing[0] if len(missing) == 1 else 'all'}` downloads what is "
-                      f"missing of {' and '.join(missing)}")
+        named = "" if folder == get_settings().datasets_dir else f" --datasets {shlex.quote(str(folder))}"
+        advice.append(f"`hw3-submit datasets fetch {missing[0] if len(missing) == 1 else 'all'}{named}` downloads what "
+                      f"is missing of {' and '.join(missing)}")
     if any(s.status == "invalid" for s in bad):
         advice.append("replace the invalid files (fetch writes only missing ones)")
     if any(s.file == datasets.HUMAN_MACHINE_PATTERN for s in bad):

@@ -347,6 +347,21 @@ def test_datasets_check_json_on_an_empty_relative_folder(tmp_path, settings, mon
                                    "reason": "not found", "shapes": None}
 
 
+def test_datasets_check_names_the_folder_in_its_download_advice(tmp_path, settings):
+    (tmp_path / "my data").mkdir()
+    out = run("datasets", "check", "--datasets", str(tmp_path / "my data"))
+    assert out.exit_code == 1
+    assert f"`hw3-submit datasets fetch all --datasets '{tmp_path / 'my data'}'` downloads what is missing" in out.stdout
+    default = run("datasets", "check")  # HW3_DATASETS: the fetch command's own default
+    assert "`hw3-submit datasets fetch all` downloads" in default.stdout
+
+
+def test_a_missing_file_error_says_how_to_fetch_into_that_folder(tmp_path, settings):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(DatasetError, match=re.escape(f"`hw3-submit datasets fetch mnist --datasets {tmp_path / 'd'}`")):
+        ds.require_mnist(tmp_path / "d")
+
+
 def test_datasets_check_defaults_to_hw3_datasets(settings):
     out = run("datasets", "check")
     assert out.exit_code == 1 and out.stdout.startswith(f"datasets folder: {settings.datasets_dir}\n")

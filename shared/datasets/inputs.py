@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -51,7 +52,8 @@ def _require(folder, names: tuple[str, ...], dataset: str, check: Callable[[Path
     everything the problem needs in it."""
     folder = Path(folder)
     needs = _NEEDS[dataset]
-    get = f"Download them with --download or `hw3-submit datasets fetch {dataset}`, or {_CHOOSE}; {_LISTS}."
+    get = (f"Download them with --download or `hw3-submit datasets fetch {dataset} --datasets "
+           f"{shlex.quote(str(folder))}`, or {_CHOOSE}; {_LISTS}.")
     if not folder.exists():
         raise DatasetError(f"the datasets folder {folder} does not exist; it must hold {needs}. {get}", path=folder)
     missing = _missing(folder, names) if folder.is_dir() else []
