@@ -55,10 +55,13 @@ def list_jobs(limit, as_json):
     if as_json:
         _echo_json(jobs)
         return
-    click.echo(f"{'job':<13}{'kind':<16}{'state':<11}{'epochs':>11}  created")
-    for j in jobs:
-        click.echo(f"{j['job_id']:<13}{j['kind']:<16}{j['state']:<11}"
-                   f"{j['epochs_done']:>5}/{j['epochs_total']:<5}  {j['created_at']}")
+    rows = [("job", "kind", "state", "epochs", "created")]
+    rows += [(j["job_id"], j["kind"], j["state"], f"{j['epochs_done']}/{j['epochs_total']}",
+              (j["created_at"] or "")[:19].replace("T", " ")) for j in jobs]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:  # columns as wide as their longest value; the epochs right-aligned under their heading
+        click.echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]:>{widths[3]}}  "
+                   f"{row[4]}".rstrip())
 
 
 METRIC_COLUMNS = ("run", "epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")

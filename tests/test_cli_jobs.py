@@ -147,3 +147,18 @@ def test_all_with_wait_ends_with_the_command_of_the_whole_report(volume, volume_
     ids = out.stdout.split()[:4]
     assert out.stdout.rstrip().splitlines()[-1] == \
         f"the whole homework's report: hw3-submit report {' '.join(ids)} --format html --out hw3-report.html"
+
+
+def test_list_columns_stay_aligned_with_long_kinds_and_wide_counts(volume_store):
+    short = volume_store.create_job("toy", {}, [{"name": "a", "config": {}, "epochs_total": 1}])
+    long = volume_store.create_job("grade-human-machine", {}, [{"name": f"r{i}", "config": {}, "epochs_total": 4000}
+                                                               for i in range(3)])
+    lines = run("list").stdout.splitlines()
+    assert lines[0].split() == ["job", "kind", "state", "epochs", "created"]
+    starts = {word: lines[0].index(word) for word in ("kind", "state", "created")}
+    for line, job, kind in ((lines[1], long, "grade-human-machine"), (lines[2], short, "toy")):
+        assert line.startswith(job) and line.index(kind) == starts["kind"] and line.index("queued") == starts["state"]
+        assert line[starts["created"]:starts["created"] + 2] == "20"  # a date, in its column
+    ends = {line.index(count) + len(count) for line, count in ((lines[0], "epochs"), (lines[1], "0/12000"),
+                                                                   (lines[2], "0/1"))}
+    assert len(ends) == 1  # counts right-aligned under their heading
