@@ -170,7 +170,8 @@ def _table(status: JobStatus, width: int, compact: bool) -> tuple[Table, int]:
     table.add_column("run", no_wrap=True, overflow="ellipsis", max_width=24)
     table.add_column("", ratio=1, min_width=8)
     table.add_column("epochs", justify="right", no_wrap=True)
-    table.add_column("best val" if kind.kept_epoch == "best" else "last val", justify="right", no_wrap=True)
+    table.add_column(kind.accuracy_column or ("best val" if kind.kept_epoch == "best" else "last val"),
+                     justify="right", no_wrap=True)
     table.add_column("state", no_wrap=True, overflow="ellipsis", min_width=9)  # "succeeded": steady widths
     shown = [r for r in status.runs if not compact or r.state == "running"]
     for r in shown:

@@ -349,3 +349,10 @@ def test_a_job_no_worker_has_taken_says_who_starts_one():
     assert "  waiting for a worker; start one with `hw3-submit worker`" in display.progress_lines(queued)
     local = display.progress_lines(queued, local=True)  # the embedded --wait starts its own
     assert "  starting the local workers" in local and not any("start one" in line for line in local)
+
+
+def test_a_grading_job_heads_its_accuracy_column_as_what_it_is():
+    graded = job("grade-mnist", [run(1, "001-alice", done=1, total=1, last=0.97, state="succeeded")])
+    heading = display.progress_lines(graded)[1].split()
+    assert "accuracy" in heading and "val" not in heading
+    assert "last" in display.progress_lines(job("sweep", [run(1, "r", done=1, total=2, last=0.9)]))[1].split()

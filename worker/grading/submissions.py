@@ -121,12 +121,19 @@ def refusal(path: str, suffix: str, suffixes: tuple[str, ...]) -> str | None:
     return None
 
 
-def run_name(index: int, shown: str, count: int) -> str:
+def run_names(shown: Sequence[str]) -> list[str]:
     """`007-alice_model`: the position in the order given, then the file's name without its suffix, made
-    path-safe (64 characters at most; the position keeps names unique)."""
-    stem = os.path.splitext(os.path.basename(shown))[0]
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip(".") or "file"
-    return f"{index + 1:0{max(3, len(str(count)))}d}-{stem}"[:64]
+    path-safe (64 characters at most; the position keeps names unique). Files that share a name (each
+    student's `weights.npz`) are told apart by their folder's name: `001-alice-weights`, `002-bob-weights`."""
+    stems = [os.path.splitext(os.path.basename(s))[0] for s in shown]
+    names = []
+    for index, (path, stem) in enumerate(zip(shown, stems)):
+        folder = os.path.basename(os.path.dirname(os.path.normpath(path)))
+        if stems.count(stem) > 1 and folder:
+            stem = f"{folder}-{stem}"
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip(".") or "file"
+        names.append(f"{index + 1:0{max(3, len(str(len(shown))))}d}-{stem}"[:64])
+    return names
 
 
 def staged_copy(job_dir: Path, run: str, suffix: str) -> Path:

@@ -169,6 +169,7 @@ class JobKind:
     downloads: tuple[str, ...] = ()  # data sets its --download fetches first (`hw3-submit datasets fetch NAME`)
     # True: an interrupted run continues from the checkpoint of its last epoch; False: it is trained again
     resumes_runs: bool = False
+    accuracy_column: str = ""  # the progress table's heading of the runs' accuracy (default: best val / last val)
 
     def warm_up(self, settings: Settings) -> None:
         """Called in each worker pool process as it starts: read what every task of the kind reads (cached

@@ -49,7 +49,7 @@ from worker.grading.keras_files import (KERAS_LAYERS, KERAS_MAX_LAYERS, KERAS_MA
 from worker.grading.limits import TIME_LIMIT_S, GradingTimeout, time_limit
 from worker.grading.npz_files import NPZ_MAX_HIDDEN, NPZ_MAX_PARAMS, NPZ_MAX_WIDTH, grade_npz_file
 from worker.grading.submissions import (MB, SIZE_LIMITS, Rejected, SubmissionRefused, SubmissionRejected, collect,
-                                        read_checked, refusal, refusal_note, run_name, staged_copy)
+                                        read_checked, refusal, refusal_note, run_names, staged_copy)
 from worker.kinds.base import JobContext, JobKind, Option, Plan, RunContext, RunSpec
 
 
@@ -103,6 +103,7 @@ class GradeKind(JobKind):
     group_help = ("Grade a class's submissions in parallel: one run per file, each file checked before anything "
                   "loads it.")
     suffixes: tuple[str, ...] = ()
+    accuracy_column = "accuracy"  # on the grading data, not a validation split
     metric: str = ""     # the loss's name in the report
     result_keys = ("grades", "graded", "failed", "data", "csv", "limits")
 
@@ -123,7 +124,7 @@ class GradeKind(JobKind):
         files = collect(params.get("path") or (), self.suffixes)
         if not files:
             raise ValueError("no submission given: PATH is a model file or a folder of them")
-        runs = []
+        runs, names = [], run_names([shown for shown, _ in files])
         for i, (shown, path) in enumerate(files):
             suffix = os.path.splitext(path)[1].lower()
             refused, sha256, size = refusal(path, suffix, self.suffixes), None, None
@@ -134,7 +135,7 @@ class GradeKind(JobKind):
                     refused = str(exc)
             config = {"index": i, "file": shown, "source": path, "suffix": suffix, "size": size, "sha256": sha256,
                       "refused": refused}
-            runs.append(RunSpec(run_name(i, shown, len(files)), config, 1))
+            runs.append(RunSpec(names[i], config, 1))
         stored = {"submissions": len(runs), "time_limit": limit, **self.data_params(params)}
         folder = datasets.check_datasets_option(params.get("datasets"))
         if folder is not None:
