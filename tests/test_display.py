@@ -224,7 +224,7 @@ def test_the_sweeps_total_counts_its_final_retrain_before_it_exists():
     assert display.totals(waiting) == (300, 350)
     assert [line for line in display.progress_lines(waiting) if line.lstrip().startswith("total")][0].split()[-1] \
         == "300/350"
-    assert "  the total includes 50 epochs of runs created when these end (the final retrain)" in display.progress_lines(waiting)
+    assert "  the total includes 50 epochs of runs to come (the final retrain)" in display.progress_lines(waiting)
 
     retraining = job("sweep", [*ran, run(7, "final", done=10, total=50, role="final")], params={"epochs": 50})
     assert display.totals(retraining) == (310, 350)
