@@ -279,9 +279,9 @@ WORKER_HINT = "; start one with `hw3-submit worker`"
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def resume(job_ids, wait, workers, as_json):
     """Continue interrupted, failed or cancelled jobs. Runs that succeeded are kept; the others are queued again
-    with their epoch rows. A sweep run continues from the checkpoint written after its last epoch, with the
-    same numbers as if it had never stopped; Keras runs (confusion, regularization, human-machine) start again
-    from scratch."""
+    with their epoch rows and continue from the checkpoint written after their last epoch: a sweep run with the
+    same numbers as if it had never stopped, a Keras run (confusion, regularization, human-machine) with its
+    weights and optimizer state (its later shuffles differ from an uninterrupted run's)."""
     store = client.get_store()
     ids = list(dict.fromkeys(_resolve(store, j) for j in job_ids))
     try:

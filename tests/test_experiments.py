@@ -412,3 +412,48 @@ def test_human_machine_summary_from_stored_results(tmp_path):
     assert not _json_files(tmp_path)
     with pytest.raises(ValueError, match="no finished run"):
         human_machine.summarize_human_machine(tmp_path, {}, {}, params)
+
+
+# ------------------------------------------------------------------------------- resuming from a checkpoint
+
+
+@integration
+def test_an_interrupted_fashion_run_resumes_from_its_checkpoint(fashion_small, tmp_path):
+    """Stopped after epoch 2 of 4 (as an interrupt leaves it), then run again with the stored rows: epochs 3 and 4
+    only, with the optimizer where it was (the cosine schedule's learning rate continues, not restarts)."""
+    whole, first, second = [], [], []
+    confusion.run_confusion(*fashion_small, {"epochs": 4}, tmp_path / "whole", on_epoch=whole.append)
+    ckpt = tmp_path / "cut" / "runs" / "confusion" / keras_common.CHECKPOINT_FILE
+    ckpt.parent.mkdir(parents=True)
+    stopped = confusion.run_confusion(*fashion_small, {"epochs": 4}, tmp_path / "cut", on_epoch=first.append,
+                                      should_stop=_stop_after(2), checkpoint=ckpt)
+    assert stopped.result["stopped_early"] and [e["epoch"] for e in first] == [1, 2] and ckpt.is_file()
+    resumed = confusion.run_confusion(*fashion_small, {"epochs": 4}, tmp_path / "cut", on_epoch=second.append,
+                                      checkpoint=ckpt, earlier=first)
+    assert [e["epoch"] for e in second] == [3, 4] and not resumed.result["stopped_early"]
+    assert resumed.result["epochs_run"] == 4
+    assert [e["lr"] for e in second] == pytest.approx([e["lr"] for e in whole[2:]], rel=1e-6)
+    assert json.loads((tmp_path / "cut" / "history.json").read_text())[:2] == json.loads(json.dumps(first))
+    with pytest.raises(ValueError, match="the checkpoint is after epoch 4, the earlier rows are epochs \\[1, 2\\]"):
+        confusion.run_confusion(*fashion_small, {"epochs": 4}, tmp_path / "cut", checkpoint=ckpt, earlier=first)
+
+
+@integration
+def test_a_resumed_human_machine_run_keeps_the_best_epoch_it_had(tmp_path):
+    x, y = synthetic_human_machine(n_per_class=300, seed=2)
+    params = {"epochs": 3, "learning_rates": {"adam": 0.01}}
+    first, second = [], []
+    ckpt = tmp_path / "runs" / "adam-none" / keras_common.CHECKPOINT_FILE
+    ckpt.parent.mkdir(parents=True)
+    human_machine.run_human_machine("adam-none", x, y, params, tmp_path, on_epoch=first.append,
+                                    should_stop=_stop_after(2), checkpoint=ckpt)
+    saved = keras_common.load_checkpoint(ckpt)
+    best_before = int(saved["extra_best_epoch"])
+    assert best_before in (1, 2) and float(saved["extra_best"]) == max(e["val_accuracy"] for e in first)
+    done = human_machine.run_human_machine("adam-none", x, y, params, tmp_path, on_epoch=second.append,
+                                           checkpoint=ckpt, earlier=first)
+    rows = first + second
+    assert [e["epoch"] for e in rows] == [1, 2, 3]
+    best = max(rows, key=lambda e: (e["val_accuracy"], -e["val_loss"]))
+    assert done.result["best_epoch"] == best["epoch"]  # chosen over all three epochs, across the interruption
+    assert done.result["epochs_run"] == 3

@@ -254,3 +254,31 @@ def test_ctrl_c_with_redis_only_detaches_and_wait_follows_the_job(hw3_env, redis
     assert status["state"] == "succeeded" and status["job_id"] == job
     assert {r["state"] for r in status["runs"]} == {"succeeded"}  # never interrupted
     assert hw3("wait", job, env=env).returncode == 0  # an ended job: at once, with its exit code
+
+
+def test_an_interrupted_keras_job_resumes_its_runs_from_their_checkpoints(hw3_env):
+    """Ctrl-C mid-way through human-machine runs, then `resume`: a run keeps the rows it had (re-trained rows
+    would carry new timings), continues after its checkpoint, and ends with one row per epoch."""
+    proc = _start(["human-machine", "--synthetic", "--epochs", "8", "--wait", "--workers", "2"], hw3_env)
+    st = _wait_until(lambda: _store(hw3_env), proc, what="the store was created")
+    job = _wait_until(lambda: st.list_jobs(1) and st.list_jobs(1)[0].job_id, proc, what="the job was submitted")
+    _wait_until(lambda: any(r.state == "running" and r.epochs_done >= 3 for r in st.runs(job)), proc,
+                what="a run three epochs in")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "resume continues them from their last epoch" in err
+    cut = {r.name: r.epochs_done for r in st.runs(job) if r.state == "interrupted" and r.epochs_done >= 2}
+    assert cut, [(r.name, r.state, r.epochs_done) for r in st.runs(job)]
+    before = {(r["run"], r["epoch"]): r for r in _rows(hw3_env, job)}
+
+    resumed = hw3("resume", job, "--wait", "--json", env=hw3_env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = _rows(hw3_env, job)
+    assert sorted((r["run"], r["epoch"]) for r in rows) == sorted((r.name, e) for r in st.runs(job)
+                                                                  for e in range(1, 9))
+    for name, done in cut.items():  # all but the last row before the cut: the checkpoint holds them
+        kept = [e for e in range(1, done)]
+        assert all({**before[(name, e)]} == next(r for r in rows if (r["run"], r["epoch"]) == (name, e))
+                   for e in kept), name
+    assert not list((Path(hw3_env["HW3_DATA"]) / "artifacts" / job).glob("runs/*/checkpoint.npz"))

@@ -111,7 +111,8 @@ def write_confusion_csv(rates: np.ndarray, class_names: Sequence[str], path: Pat
 def run_confusion(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
                   params: dict[str, Any] | None, out_dir: Path, on_epoch: OnEpoch | None = None,
                   should_stop: ShouldStop | None = None, threads: int = 1,
-                  class_names: Sequence[str] = FASHION_CLASSES) -> ExperimentResult:
+                  class_names: Sequence[str] = FASHION_CLASSES, checkpoint: Path | None = None,
+                  earlier: Sequence[Mapping[str, Any]] = ()) -> ExperimentResult:
     """Train the Problem 2 network, then analyse its confusions on the test set.
 
     Result keys: test_accuracy, test_loss, most_confused_pair {classes, rate, rate_ab, rate_ba,
@@ -126,7 +127,7 @@ def run_confusion(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, 
     out_dir.mkdir(parents=True, exist_ok=True)
     trained = train_fashion_mlp(x_train, y_train, x_test, y_test, hidden_units=p["hidden_units"],
                                 l2=p["l2"], dropout=p["dropout"], p=p, on_epoch=on_epoch,
-                                should_stop=should_stop, threads=threads)
+                                should_stop=should_stop, threads=threads, checkpoint=checkpoint, earlier=earlier)
     conf = confusion_analysis(y_test, trained.test_predictions, class_names)
     rates = np.asarray(conf["rates"])
     labels = reports.indexed_names(class_names)

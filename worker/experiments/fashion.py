@@ -8,14 +8,16 @@ TensorFlow is imported lazily inside the functions (see keras_common).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from worker.experiments.keras_common import (OnEpoch, ShouldStop, build_mlp, configure_tensorflow, dense_kernels,
-                                             epoch_callback, make_optimizer, seed_everything)
+from worker.experiments.keras_common import (OnEpoch, ShouldStop, build_mlp, checkpoint_callback,
+                                             configure_tensorflow, dense_kernels, epoch_callback, make_optimizer,
+                                             resume_point, seed_everything)
 
 # Training settings of both problems; each adds its network's own (hidden_units, l2, dropout).
 FASHION_TRAINING: dict[str, Any] = {
@@ -68,14 +70,17 @@ def cosine_schedule(learning_rate: float, total_steps: int, final_fraction: floa
 def train_fashion_mlp(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                       y_test: np.ndarray, *, hidden_units: int, l2: float, dropout: float,
                       p: Mapping[str, Any], on_epoch: OnEpoch | None, should_stop: ShouldStop | None,
-                      threads: int) -> TrainedClassifier:
+                      threads: int, checkpoint: Path | None = None,
+                      earlier: Sequence[Mapping[str, Any]] = ()) -> TrainedClassifier:
     """Train Dense(hidden, ReLU) [→ Dropout] → Dense(n_classes, softmax) on image vectors.
 
     ``p`` supplies epochs, batch_size, optimizer, learning_rate, lr_schedule ("cosine" or
     "constant"), final_lr_fraction, val_fraction (the last part of the training set validates)
     and seed. The model after the last epoch is evaluated on the test set. The Dense layers' weights
     before the first update (Keras' default Glorot-uniform kernels, zero biases, drawn from ``seed``) are
-    handed back as ``initial_weights``.
+    handed back as ``initial_weights``. With ``checkpoint``, the state after every epoch is saved there, and
+    training resumes from it when it exists (``earlier``: the rows of the epochs it holds, which start the
+    history); the initial weights are those the seed draws, as in the first attempt.
     """
     configure_tensorflow(threads)
     seed_everything(int(p["seed"]))
@@ -94,14 +99,17 @@ def train_fashion_mlp(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
     model.compile(optimizer=make_optimizer(str(p["optimizer"]), lr),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     reporter = epoch_callback(on_epoch, should_stop)
+    start = resume_point(model, checkpoint, earlier)
+    callbacks = [reporter] + ([checkpoint_callback(checkpoint)] if checkpoint is not None else [])
     t0 = time.perf_counter()
-    if epochs > 0:
-        model.fit(x_tr, y_tr, batch_size=batch, epochs=epochs, validation_data=(x_val, y_val),
-                  callbacks=[reporter], verbose=0, shuffle=True)
-    seconds = time.perf_counter() - t0
+    if epochs > start:
+        model.fit(x_tr, y_tr, batch_size=batch, epochs=epochs, initial_epoch=start, validation_data=(x_val, y_val),
+                  callbacks=callbacks, verbose=0, shuffle=True)
+    seconds = time.perf_counter() - t0 + sum(float(r.get("seconds") or 0.0) for r in earlier)
     test_loss, _ = model.evaluate(x_test, y_test, batch_size=1024, verbose=0)
     predictions = np.argmax(model.predict(x_test, batch_size=1024, verbose=0), axis=1)
-    return TrainedClassifier(model=model, history=reporter.history, stopped_early=reporter.stopped,
+    return TrainedClassifier(model=model, history=[dict(r) for r in earlier] + reporter.history,
+                             stopped_early=reporter.stopped,
                              test_loss=float(test_loss),
                              test_accuracy=float(np.mean(predictions == np.asarray(y_test))),
                              test_predictions=predictions, seconds=seconds, initial_weights=initial_weights,

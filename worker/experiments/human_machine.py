@@ -59,9 +59,9 @@ from shared.analysis import stratified_split
 from shared.artifacts import run_dir
 from shared.serialize import to_jsonable
 from worker.experiments.keras_common import (ExperimentResult, OnEpoch, ShouldStop, build_mlp,
-                                             configure_tensorflow, dense_kernels, epoch_callback,
-                                             make_optimizer, merge_params, rel, seed_everything,
-                                             write_json)
+                                             checkpoint_callback, configure_tensorflow, dense_kernels,
+                                             epoch_callback, load_checkpoint, make_optimizer, merge_params, rel,
+                                             resume_point, seed_everything, write_json)
 
 __all__ = ["DEFAULT_PARAMS", "REGULARIZATIONS", "run_names", "parse_run_name",
            "split_data", "run_human_machine", "summarize_human_machine", "stratified_split"]
@@ -150,6 +150,24 @@ def best_weights_callback(monitor: str = "val_accuracy", tie_break: str = "val_l
             self.model.set_weights(self._weights)
             return True
 
+        def state(self) -> dict[str, np.ndarray]:
+            """What a checkpoint keeps of it (the kept epoch, its figures and weights)."""
+            out = {"best": np.asarray(self.best), "best_tie": np.asarray(self.best_tie),
+                   "best_epoch": np.asarray(self.best_epoch or 0),
+                   "best_logs_keys": np.asarray(sorted(self.best_logs), dtype=str),
+                   "best_logs_values": np.asarray([self.best_logs[k] for k in sorted(self.best_logs)], dtype=float)}
+            out.update({f"best_weight_{i}": w for i, w in enumerate(self._weights or [])})
+            return out
+
+        def load_state(self, checkpoint: Mapping[str, np.ndarray]) -> None:
+            """Take up the state `state` saved (`checkpoint`: its arrays, under the prefix "extra_")."""
+            self.best, self.best_tie = float(checkpoint["extra_best"]), float(checkpoint["extra_best_tie"])
+            self.best_epoch = int(checkpoint["extra_best_epoch"]) or None
+            self.best_logs = dict(zip(checkpoint["extra_best_logs_keys"].tolist(),
+                                      checkpoint["extra_best_logs_values"].tolist()))
+            n = sum(k.startswith("extra_best_weight_") for k in checkpoint)
+            self._weights = [checkpoint[f"extra_best_weight_{i}"] for i in range(n)] or None
+
     return BestWeights()
 
 
@@ -177,8 +195,11 @@ def save_hdf5(model: Any, path: Path) -> Path:
 
 def run_human_machine(run_name: str, x: np.ndarray, y: np.ndarray, params: dict[str, Any] | None,
                       out_dir: Path, on_epoch: OnEpoch | None = None,
-                      should_stop: ShouldStop | None = None, threads: int = 1) -> ExperimentResult:
-    """Train one ``<optimizer>-<reg>`` configuration; keep and save its best epoch's model.
+                      should_stop: ShouldStop | None = None, threads: int = 1, checkpoint: Path | None = None,
+                      earlier: Sequence[Mapping[str, Any]] = ()) -> ExperimentResult:
+    """Train one ``<optimizer>-<reg>`` configuration; keep and save its best epoch's model. With
+    ``checkpoint``, the state after every epoch (the kept epoch's weights included) is saved there and training
+    resumes from it when it exists (``earlier``: the stored rows of the epochs it holds).
 
     Result keys: run, optimizer, regularization, learning_rate, l2 and dropout (the strengths this
     run used, 0 for the one it did not), val_accuracy (of the saved model), val_loss, train_accuracy
@@ -209,11 +230,15 @@ def run_human_machine(run_name: str, x: np.ndarray, y: np.ndarray, params: dict[
     reporter = epoch_callback(on_epoch, should_stop)
     best = best_weights_callback("val_accuracy", "val_loss")
     epochs = int(p["epochs"])
+    start = resume_point(model, checkpoint, earlier)
+    if start:
+        best.load_state(load_checkpoint(checkpoint))
+    callbacks = [reporter, best] + ([checkpoint_callback(checkpoint, best.state)] if checkpoint is not None else [])
     t0 = time.perf_counter()
-    if epochs > 0:
-        model.fit(x_tr, y_tr, batch_size=int(p["batch_size"]), epochs=epochs,
-                  validation_data=(x_val, y_val), callbacks=[reporter, best], verbose=0, shuffle=True)
-    seconds = time.perf_counter() - t0
+    if epochs > start:
+        model.fit(x_tr, y_tr, batch_size=int(p["batch_size"]), epochs=epochs, initial_epoch=start,
+                  validation_data=(x_val, y_val), callbacks=callbacks, verbose=0, shuffle=True)
+    seconds = time.perf_counter() - t0 + sum(float(r.get("seconds") or 0.0) for r in earlier)
     best.restore()
 
     val_loss = float(model.evaluate(x_val, y_val, batch_size=4096, verbose=0)[0])
@@ -223,7 +248,7 @@ def run_human_machine(run_name: str, x: np.ndarray, y: np.ndarray, params: dict[
     (k1, b1), (k2, b2) = dense_kernels(model)
     weights_path = folder / "weights.npz"
     np.savez(weights_path, kernel_1=k1, bias_1=b1, kernel_2=k2, bias_2=b2)
-    history = reporter.history
+    history = [dict(r) for r in earlier] + reporter.history
     last = history[-1] if history else {}
     metrics = {
         "run": run_name,

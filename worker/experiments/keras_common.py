@@ -27,7 +27,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +162,81 @@ def epoch_callback(on_epoch: OnEpoch | None = None, should_stop: ShouldStop | No
                 self.model.stop_training = True
 
     return EpochReporter()
+
+
+CHECKPOINT_FILE = "checkpoint.npz"  # in the run's folder; not published (resumable state, not a result)
+
+
+def save_checkpoint(path: Path, model: Any, epoch: int, extra: Mapping[str, Any] | None = None) -> None:
+    """The state a run resumes from after `epoch`: the model's weights, its optimizer's variables (iteration
+    count, learning-rate schedule position, moments) and `extra` arrays, as plain arrays in one .npz, written
+    to a temporary file and renamed (a crash leaves the previous checkpoint whole)."""
+    arrays = {"epoch": np.asarray(int(epoch))}
+    arrays.update({f"weight_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+    arrays.update({f"optimizer_{i}": np.asarray(v.numpy())
+                   for i, v in enumerate(model.optimizer.variables)})
+    arrays.update({f"extra_{k}": np.asarray(v) for k, v in (extra or {}).items()})
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, np.ndarray] | None:
+    """A checkpoint's arrays (numbers only: no pickle), or None when there is none."""
+    if not Path(path).is_file():
+        return None
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def restore_checkpoint(model: Any, checkpoint: Mapping[str, np.ndarray]) -> int:
+    """Put a checkpoint's weights and optimizer state into `model` (built and compiled as when it was saved);
+    returns the epoch it was saved after. ValueError when the checkpoint does not fit the model."""
+    def count(prefix: str) -> int:
+        return sum(k.startswith(prefix) for k in checkpoint)
+
+    weights = [checkpoint[f"weight_{i}"] for i in range(count("weight_"))]
+    if [w.shape for w in weights] != [tuple(w.shape) for w in model.get_weights()]:
+        raise ValueError("the run's checkpoint does not fit its model (the job's parameters changed?)")
+    model.set_weights(weights)
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    if count("optimizer_") != len(optimizer.variables):
+        raise ValueError(f"the run's checkpoint holds {count('optimizer_')} optimizer variables, the optimizer "
+                         f"{len(optimizer.variables)}")
+    for i, variable in enumerate(optimizer.variables):
+        variable.assign(checkpoint[f"optimizer_{i}"])
+    return int(checkpoint["epoch"])
+
+
+def resume_point(model: Any, checkpoint: Path | None, earlier: Sequence[Mapping[str, Any]]) -> int:
+    """The epoch training starts after: 0 without a checkpoint, else the checkpoint's, restored into `model`;
+    `earlier` (the run's stored rows up to it) must hold exactly its epochs."""
+    saved = load_checkpoint(checkpoint) if checkpoint is not None else None
+    if saved is None:
+        if earlier:
+            raise ValueError(f"{len(earlier)} earlier epoch row(s) given without a checkpoint to resume from")
+        return 0
+    start = restore_checkpoint(model, saved)
+    if [int(r["epoch"]) for r in earlier] != list(range(1, start + 1)):
+        raise ValueError(f"the checkpoint is after epoch {start}, the earlier rows are epochs "
+                         f"{[int(r['epoch']) for r in earlier]}")
+    return start
+
+
+def checkpoint_callback(path: Path, extra: Callable[[], Mapping[str, Any]] | None = None) -> Any:
+    """A Keras callback that checkpoints after every epoch (list it after the one that records the row: a crash
+    between the two re-runs the epoch, never skips it)."""
+    import keras
+
+    class Checkpoint(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            save_checkpoint(path, self.model, int(epoch) + 1, extra() if extra else None)
+
+    return Checkpoint()
 
 
 def write_json(path: Path, obj: Any) -> Path:

@@ -80,7 +80,8 @@ SUMMARY_FILES = {
 def run_regularization(model_name: str, x_train: np.ndarray, y_train: np.ndarray,
                        x_test: np.ndarray, y_test: np.ndarray, params: dict[str, Any] | None,
                        out_dir: Path, on_epoch: OnEpoch | None = None,
-                       should_stop: ShouldStop | None = None, threads: int = 1) -> ExperimentResult:
+                       should_stop: ShouldStop | None = None, threads: int = 1, checkpoint: Path | None = None,
+                       earlier: Sequence[Mapping[str, Any]] = ()) -> ExperimentResult:
     """Train one of the two Problem 3 models (``model_name`` in ``RUN_NAMES``) and save its weights.
 
     Result keys: model, test_accuracy, test_loss, hidden_units, l2, dropout, epochs_run,
@@ -97,7 +98,7 @@ def run_regularization(model_name: str, x_train: np.ndarray, y_train: np.ndarray
     folder.mkdir(parents=True, exist_ok=True)
     trained = train_fashion_mlp(x_train, y_train, x_test, y_test, hidden_units=arch["hidden_units"],
                                 l2=arch["l2"], dropout=arch["dropout"], p=p, on_epoch=on_epoch,
-                                should_stop=should_stop, threads=threads)
+                                should_stop=should_stop, threads=threads, checkpoint=checkpoint, earlier=earlier)
     (k1, b1), (k2, b2) = dense_kernels(trained.model)
     weights_path = folder / "weights.npz"
     np.savez(weights_path, kernel_1=k1, bias_1=b1, kernel_2=k2, bias_2=b2)

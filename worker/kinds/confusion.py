@@ -33,10 +33,11 @@ class Confusion(KerasKind):
     def run_names(self, merged: dict) -> list[str]:
         return ["confusion"]
 
-    def experiment(self, ctx) -> ExperimentResult:
+    def experiment(self, ctx, resume) -> ExperimentResult:
         (x_tr, y_tr), (x_te, y_te) = fashion(str(ctx.settings.job_datasets_dir(ctx.job.params)))
         return confusion.run_confusion(x_tr, y_tr, x_te, y_te, ctx.job.params["params"], ctx.job_dir,
-                                       ctx.record_epoch, ctx.should_stop, ctx.threads)
+                                       ctx.record_epoch, ctx.should_stop, ctx.threads,
+                                       checkpoint=resume.checkpoint, earlier=resume.earlier)
 
     def summarize(self, ctx, results: dict, histories: dict) -> dict:
         return results["confusion"]

@@ -54,11 +54,12 @@ class HumanMachine(KerasKind):
         if params.get("data") != "synthetic":  # params["data"]: the plan's source, a resolved path or None
             datasets.require_human_machine(settings.job_datasets_dir(params), params.get("data"))
 
-    def experiment(self, ctx) -> ExperimentResult:
+    def experiment(self, ctx, resume) -> ExperimentResult:
         x, y = human_machine_data(ctx.job.params.get("data") or "",
                                   str(ctx.settings.job_datasets_dir(ctx.job.params)))
         return human_machine.run_human_machine(ctx.run.name, x, y, ctx.job.params["params"], ctx.job_dir,
-                                               ctx.record_epoch, ctx.should_stop, ctx.threads)
+                                               ctx.record_epoch, ctx.should_stop, ctx.threads,
+                                               checkpoint=resume.checkpoint, earlier=resume.earlier)
 
     def deviations(self, params: dict) -> list[str]:
         merged = self.experiment_params(params)

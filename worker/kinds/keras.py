@@ -5,15 +5,25 @@ i.e. in worker pool processes after the fork.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from shared import datasets, reports
 from shared.entities import EpochRow, JobStatus, RunInfo
-from worker.experiments.keras_common import ExperimentResult, merge_params
+from worker.experiments.keras_common import CHECKPOINT_FILE, ExperimentResult, load_checkpoint, merge_params
 from worker.kinds.base import JobContext, JobFailed, JobKind, Option, Plan, RunContext, RunSpec
 
 MAX_EPOCHS = 10_000
+HISTORY_KEYS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a run's training starts: `checkpoint` (written after every epoch; resumed from when it exists)
+    and `earlier`, the stored rows of the epochs it holds, in the experiment's history format."""
+    checkpoint: Path
+    earlier: list[dict]
 
 
 def epochs_deviation(epochs: int, homework: int) -> list[str]:
@@ -60,14 +70,35 @@ class KerasKind(JobKind):
         return merge_params(self.defaults, params.get("params"))
 
     # -- training ----------------------------------------------------------------------------------------------
-    def experiment(self, ctx: RunContext) -> ExperimentResult:
-        """Train the run `ctx.run.name` with `ctx.record_epoch` / `ctx.should_stop` as the Keras callbacks."""
+    def experiment(self, ctx: RunContext, resume: Resume) -> ExperimentResult:
+        """Train the run `ctx.run.name` with `ctx.record_epoch` / `ctx.should_stop` as the Keras callbacks,
+        checkpointing every epoch to `resume.checkpoint` and resuming from it (`resume.earlier`: the stored
+        rows of the epochs it holds)."""
         raise NotImplementedError
 
+    resumes_runs = True  # every epoch's state is checkpointed: weights, optimizer, the kept epoch's weights
+
     def train(self, ctx: RunContext) -> dict:
-        outcome = self.experiment(ctx)
+        outcome = self.experiment(ctx, self._resume(ctx))
         ctx.publish(outcome.artifacts)
+        if not outcome.result.get("stopped_early"):  # trained to its last epoch: nothing left to resume
+            (ctx.run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
         return outcome.result
+
+    @staticmethod
+    def _resume(ctx: RunContext) -> Resume:
+        """Where the run starts: after its checkpoint's epoch (rows past it dropped, they are trained again), or
+        from its first epoch (rows of an earlier attempt dropped) when there is no usable checkpoint."""
+        checkpoint = ctx.run_dir / CHECKPOINT_FILE
+        saved = load_checkpoint(checkpoint)
+        epoch = int(saved["epoch"]) if saved is not None else 0
+        ctx.store.truncate_epochs(ctx.run.run_id, epoch)
+        rows = [r.to_dict() for r in ctx.store.epochs(ctx.job.job_id, ctx.run.run_id)]
+        if [r["epoch"] for r in rows] != list(range(1, epoch + 1)):  # a row is missing: start again
+            checkpoint.unlink(missing_ok=True)
+            ctx.store.truncate_epochs(ctx.run.run_id, 0)
+            rows = []
+        return Resume(checkpoint, [{k: r[k] for k in HISTORY_KEYS} for r in rows])
 
     # -- the end of the job -------------------------------------------------------------------------------------
     summarize: Callable[..., dict]

@@ -30,10 +30,11 @@ class Regularization(KerasKind):
     def check_inputs(self, params: dict, settings) -> None:
         datasets.require_fashion_mnist(settings.job_datasets_dir(params))
 
-    def experiment(self, ctx) -> ExperimentResult:
+    def experiment(self, ctx, resume) -> ExperimentResult:
         (x_tr, y_tr), (x_te, y_te) = fashion(str(ctx.settings.job_datasets_dir(ctx.job.params)))
         return regularization.run_regularization(ctx.run.name, x_tr, y_tr, x_te, y_te, ctx.job.params["params"],
-                                                 ctx.job_dir, ctx.record_epoch, ctx.should_stop, ctx.threads)
+                                                 ctx.job_dir, ctx.record_epoch, ctx.should_stop, ctx.threads,
+                                                 checkpoint=resume.checkpoint, earlier=resume.earlier)
 
     def summarize(self, ctx, results: dict, histories: dict) -> dict:
         return regularization.summarize_regularization(ctx.job_dir, results, histories).result
