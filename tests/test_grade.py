@@ -356,13 +356,6 @@ def class_folder(tmp_path) -> Path:
 def test_plan_lists_a_folder_in_name_order_and_refuses_links_fifos_and_big_files(class_folder):
     plan = MNIST.plan({"path": [class_folder]})
     assert [r.name for r in plan.runs] == ["001-alice", "002-bob", "003-carol", "004-dave", "005-erin", "006-frank"]
-
-
-def test_files_that_share_a_name_are_told_apart_by_their_folder():
-    from worker.grading.submissions import run_names
-    assert run_names(["alice/weights.npz", "bob/weights.npz", "carol/mine.npz", "weights.npz"]) == \
-        ["001-alice-weights", "002-bob-weights", "003-mine", "004-weights"]
-    assert run_names(["class/a b.h5", "class/c.h5"]) == ["001-a_b", "002-c"]  # a folder's files keep their names
     assert all(r.epochs_total == 1 for r in plan.runs)
     refused = {r.config["file"].rsplit("/", 1)[1]: r.config["refused"] for r in plan.runs}
     assert refused["alice.npz"] is None and refused["carol.npz"] is None
@@ -376,6 +369,14 @@ def test_files_that_share_a_name_are_told_apart_by_their_folder():
     assert alice["size"] == (class_folder / "alice.npz").stat().st_size
     assert alice["sha256"] == submissions.read_checked(str(class_folder / "alice.npz"), 10**9)[0]
     assert plan.params == {"submissions": 6, "time_limit": limits.TIME_LIMIT_S}
+
+
+@unit
+def test_files_that_share_a_name_are_told_apart_by_their_folder():
+    from worker.grading.submissions import run_names
+    assert run_names(["alice/weights.npz", "bob/weights.npz", "carol/mine.npz", "weights.npz"]) == \
+        ["001-alice-weights", "002-bob-weights", "003-mine", "004-weights"]
+    assert run_names(["class/a b.h5", "class/c.h5"]) == ["001-a_b", "002-c"]  # a folder's files keep their names
 
 
 @unit
