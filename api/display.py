@@ -87,7 +87,7 @@ def _eta(status: JobStatus, kind: JobKind) -> float | None:
     per_epoch = [r.mean_epoch_seconds for r in status.runs if r.mean_epoch_seconds]
     if not pending or not per_epoch:
         return status.eta_seconds
-    return (status.eta_seconds or 0.0) + pending * sum(per_epoch) / len(per_epoch)
+    return (status.eta_seconds or 0.0) + pending * kind.pending_epoch_cost(status) * sum(per_epoch) / len(per_epoch)
 
 
 def _elapsed(status: JobStatus) -> str | None:

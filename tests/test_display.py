@@ -148,7 +148,7 @@ def test_status_of_a_running_sweep_shows_the_best_so_far_at_the_latest_epoch():
     runs = [run(1, "tanh-lr0.02", done=2, last=0.91, best=0.93), run(2, "relu-lr0.02", done=1, last=0.95),
             run(3, "relu-lr0.04", done=0, state="queued")]
     lines = display.status_lines(job("sweep", runs, params={"epochs": 3}, eta=12.0), width=80)
-    assert lines[0] == f"job {JOB_ID} (sweep): running, ETA ~18s"  # + the retrain's 3 epochs at 2 s
+    assert lines[0] == f"job {JOB_ID} (sweep): running, ETA ~19s"  # + the retrain's 3 epochs at 2 s × 60/53.3
     assert lines[1].split() == ["run", "epochs", "last", "val", "state"]
     assert "best so far: relu-lr0.02, val 95.00% at its latest epoch (1/3)" in lines[-1]
     assert not any(line.lstrip().startswith(("artifacts", "report")) for line in lines)
@@ -356,3 +356,13 @@ def test_a_grading_job_heads_its_accuracy_column_as_what_it_is():
     heading = display.progress_lines(graded)[1].split()
     assert "accuracy" in heading and "val" not in heading
     assert "last" in display.progress_lines(job("sweep", [run(1, "r", done=1, total=2, last=0.9)]))[1].split()
+
+
+def test_the_eta_weighs_the_sweeps_retrain_by_the_images_it_trains_on():
+    """A 5,000-image sweep's retrain passes over 60,000 images: its epochs cost about 9× a run's (5,000 training
+    images and a forward pass over 10,000), not the same."""
+    ran = [run(i, f"r{i}", done=2, total=2, state="succeeded") for i in range(1, 3)]  # 2.0 s per epoch
+    small = job("sweep", ran, params={"epochs": 2, "train_size": 5000}, eta=0.0)
+    assert display._eta(small, display._kind(small)) == pytest.approx(2 * 2.0 * 60000 / (5000 + 10000 / 3))
+    full = job("sweep", ran, params={"epochs": 2, "train_size": 50000}, eta=0.0)
+    assert display._eta(full, display._kind(full)) == pytest.approx(2 * 2.0 * 60000 / (50000 + 10000 / 3))

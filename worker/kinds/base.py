@@ -241,3 +241,7 @@ class JobKind:
         """Epochs the job will still add in runs that do not exist yet (the sweep's final retrain before it
         starts), so that progress totals count every run of the job from the start."""
         return 0
+
+    def pending_epoch_cost(self, job: JobStatus) -> float:
+        """How long one of the pending epochs takes against an epoch of the existing runs (for the ETA)."""
+        return 1.0

@@ -303,6 +303,12 @@ class Sweep(JobKind):
                 f"its test accuracy: {result['test_accuracy']:.2%} after a retrain on all "
                 f"{datasets.N_TRAIN + datasets.N_VAL:,} images"]
 
+    def pending_epoch_cost(self, job: JobStatus) -> float:
+        """The retrain's epoch passes over all 60,000 images, a run's over its training images and then the
+        10,000 validation images once (about a third of a training pass: forward only)."""
+        train_size = int(job.params.get("train_size", datasets.N_TRAIN))
+        return (datasets.N_TRAIN + datasets.N_VAL) / (train_size + datasets.N_VAL / 3)
+
     def pending_epochs(self, job: JobStatus) -> int:
         """The final retrain's epochs, until its run exists (it is created when the parallel runs have ended);
         an interrupted or cancelled job still plans it (`resume` continues there), a job that ended otherwise
