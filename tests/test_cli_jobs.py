@@ -58,13 +58,19 @@ def test_cancelling_an_ended_job_says_so_and_exits_1(volume_store):
     assert volume_store.job_state(job) == "succeeded"
 
 
-def test_fetch_never_overwrites_a_different_file_silently(volume_store, tmp_path):
-    job = _job(volume_store, "succeeded")
+def _published_job(store) -> str:
+    """A succeeded job with two recorded artifacts: report.md and runs/a/w.txt."""
+    job = _job(store, "succeeded")
     folder = job_dir(get_settings(), job)
     (folder / "runs" / "a").mkdir(parents=True)
     (folder / "report.md").write_text("the report\n")
     (folder / "runs" / "a" / "w.txt").write_text("weights\n")
-    publish(volume_store, get_settings(), job, [folder / "report.md", folder / "runs" / "a" / "w.txt"])
+    publish(store, get_settings(), job, [folder / "report.md", folder / "runs" / "a" / "w.txt"])
+    return job
+
+
+def test_fetch_never_overwrites_a_different_file_silently(volume_store, tmp_path):
+    job = _published_job(volume_store)
     dest = tmp_path / "out"
     assert run("fetch", job, "--dest", str(dest)).exit_code == 0
     assert run("fetch", job, "--dest", str(dest)).exit_code == 0  # identical files: nothing to refuse
@@ -79,12 +85,7 @@ def test_fetch_never_overwrites_a_different_file_silently(volume_store, tmp_path
 
 def test_fetch_refuses_a_file_where_a_folder_goes_or_a_folder_where_a_file_goes_before_copying(volume_store,
                                                                                               tmp_path):
-    job = _job(volume_store, "succeeded")
-    folder = job_dir(get_settings(), job)
-    (folder / "runs" / "a").mkdir(parents=True)
-    (folder / "report.md").write_text("the report\n")
-    (folder / "runs" / "a" / "w.txt").write_text("weights\n")
-    publish(volume_store, get_settings(), job, [folder / "report.md", folder / "runs" / "a" / "w.txt"])
+    job = _published_job(volume_store)
     dest = tmp_path / "out"
     dest.mkdir()
     (dest / "runs").write_text("a file named runs\n")
