@@ -78,18 +78,23 @@ def requeue_lost_runs(st: Store, max_attempts: int, send: Callable[[str, list], 
     have been its job's last pending one: its job is then finalized. A run whose job had already ended is
     only closed: nothing is sent for it."""
     changed = st.requeue_stale(max_attempts)
+    finalizing: set[str] = set()  # jobs whose finalize step this pass has sent
     for c in changed:
         if c.job_ended:
             pass  # only closed: its job has been finalized already
         elif c.role == "final":  # the sweep's retrain is resumed by its job's finalize step
+            finalizing.add(c.job_id)
             send(FINALIZE_TASK, [c.job_id])
         elif c.state == "queued":
             send(TRAIN_TASK, [c.run_id])
         elif st.claim_finalize(c.job_id):
+            finalizing.add(c.job_id)
             send(FINALIZE_TASK, [c.job_id])
         log.warning("run %s of job %s: its worker %s went silent; %s", c.run_id, c.job_id, c.worker,
                     "queued again" if c.state == "queued" else c.state)
     for job_id, _kind in st.stale_finalizations():
+        if job_id in finalizing:  # claimed a moment ago (a slow pass can outlast a short lease): sent once
+            continue
         log.warning("job %s: its finalize step has no live worker; dispatched again", job_id)
         send(FINALIZE_TASK, [job_id])
     return changed

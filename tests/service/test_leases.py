@@ -171,3 +171,16 @@ def test_non_finite_results_are_stored_as_null_on_every_backend(store):
     store.finish_job(job, "failed", result={"test_loss": float("-inf")})
     assert store.run_info(a).result == {"val_loss": None, "curve": [1.0, None]}
     assert store.job_status(job).result == {"test_loss": None}
+
+
+def test_a_finalize_step_claimed_in_a_pass_is_not_sent_again_by_the_same_pass(store, monkeypatch):
+    """On a slow host the claim can look stale already to the same pass's check (the lease is short here):
+    the job's finalize task is still sent once."""
+    job = store.create_job("human-machine", {}, RUNS[:1])
+    [a] = _ids(store, job)
+    store.start_run(a, "w@h", pid=1)
+    time.sleep(LEASE + 0.2)
+    monkeypatch.setattr(store, "stale_finalizations", lambda: [(job, "human-machine")])
+    sent = []
+    requeue_lost_runs(store, 1, lambda task, args: sent.append((task, args)))
+    assert sent == [("hw3.finalize", [job])]
