@@ -115,7 +115,7 @@ class MLP:
 
     def save_npz(self, path) -> None:
         """Weights as .npz (W0, b0, W1, b1, ..., activation), written atomically."""
-        _atomic_savez(path, {**self.arrays(), "activation": np.array(self.activation)})
+        atomic_savez(path, {**self.arrays(), "activation": np.array(self.activation)})
 
     @classmethod
     def load_npz(cls, path) -> MLP:
@@ -123,8 +123,9 @@ class MLP:
             return cls.from_arrays({k: f[k] for k in f.files}, str(f["activation"]))
 
 
-def _atomic_savez(path, arrays: dict) -> None:
-    # Write next to the target then rename, so a crash never leaves a half-written file.
+def atomic_savez(path, arrays: dict) -> None:
+    """`arrays` as an .npz at `path`, written next to it and renamed: a crash never leaves a half-written file
+    (the Keras runs' checkpoints are written this way too)."""
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:

@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from .backprop import SGD, Backprop, one_hot_columns, train_step
 from .config import TrainConfig
-from .model import MLP, _atomic_savez, evaluate, xent_metrics
+from .model import MLP, atomic_savez, evaluate, xent_metrics
 
 CHECKPOINT_FORMAT = 1
 _FROM_CHECKPOINT = object()  # Trainer.resume's default threads: keep the checkpoint's config.threads
@@ -175,7 +175,7 @@ class Trainer:
             "data_fingerprint": _fingerprint(self.x_train, self.y_train),
         }
         arrays["meta"] = np.array(json.dumps(meta))
-        _atomic_savez(path, arrays)
+        atomic_savez(path, arrays)
 
     @classmethod
     def resume(cls, path, x_train, y_train, x_val=None, y_val=None, *, threads=_FROM_CHECKPOINT) -> Trainer:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from shared.serialize import to_jsonable
+from worker.engine.model import atomic_savez
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +177,7 @@ def save_checkpoint(path: Path, model: Any, epoch: int, extra: Mapping[str, Any]
     arrays.update({f"optimizer_{i}": np.asarray(v.numpy())
                    for i, v in enumerate(model.optimizer.variables)})
     arrays.update({f"extra_{k}": np.asarray(v) for k, v in (extra or {}).items()})
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
+    atomic_savez(path, arrays)
 
 
 def load_checkpoint(path: Path) -> dict[str, np.ndarray] | None:
