@@ -99,7 +99,7 @@ def train_fashion_mlp(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
     model.compile(optimizer=make_optimizer(str(p["optimizer"]), lr),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     reporter = epoch_callback(on_epoch, should_stop)
-    start = resume_point(model, checkpoint, earlier)
+    start, _ = resume_point(model, checkpoint, earlier)
     callbacks = [reporter] + ([checkpoint_callback(checkpoint)] if checkpoint is not None else [])
     t0 = time.perf_counter()
     if epochs > start:

@@ -60,7 +60,7 @@ from shared.artifacts import run_dir
 from shared.serialize import to_jsonable
 from worker.experiments.keras_common import (ExperimentResult, OnEpoch, ShouldStop, build_mlp,
                                              checkpoint_callback, configure_tensorflow, dense_kernels,
-                                             epoch_callback, load_checkpoint, make_optimizer, merge_params, rel,
+                                             epoch_callback, make_optimizer, merge_params, rel,
                                              resume_point, seed_everything, write_json)
 
 __all__ = ["DEFAULT_PARAMS", "REGULARIZATIONS", "run_names", "parse_run_name",
@@ -230,9 +230,9 @@ def run_human_machine(run_name: str, x: np.ndarray, y: np.ndarray, params: dict[
     reporter = epoch_callback(on_epoch, should_stop)
     best = best_weights_callback("val_accuracy", "val_loss")
     epochs = int(p["epochs"])
-    start = resume_point(model, checkpoint, earlier)
-    if start:
-        best.load_state(load_checkpoint(checkpoint))
+    start, saved = resume_point(model, checkpoint, earlier)
+    if saved is not None:
+        best.load_state(saved)
     callbacks = [reporter, best] + ([checkpoint_callback(checkpoint, best.state)] if checkpoint is not None else [])
     t0 = time.perf_counter()
     if epochs > start:

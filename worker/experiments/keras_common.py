@@ -188,6 +188,14 @@ def load_checkpoint(path: Path) -> dict[str, np.ndarray] | None:
         return {k: npz[k] for k in npz.files}
 
 
+def checkpoint_epoch(path: Path) -> int:
+    """The epoch a checkpoint was saved after (0 when there is none), reading that number only."""
+    if not Path(path).is_file():
+        return 0
+    with np.load(path, allow_pickle=False) as npz:
+        return int(npz["epoch"])
+
+
 def restore_checkpoint(model: Any, checkpoint: Mapping[str, np.ndarray]) -> int:
     """Put a checkpoint's weights and optimizer state into `model` (built and compiled as when it was saved);
     returns the epoch it was saved after. ValueError when the checkpoint does not fit the model."""
@@ -209,19 +217,21 @@ def restore_checkpoint(model: Any, checkpoint: Mapping[str, np.ndarray]) -> int:
     return int(checkpoint["epoch"])
 
 
-def resume_point(model: Any, checkpoint: Path | None, earlier: Sequence[Mapping[str, Any]]) -> int:
-    """The epoch training starts after: 0 without a checkpoint, else the checkpoint's, restored into `model`;
-    `earlier` (the run's stored rows up to it) must hold exactly its epochs."""
+def resume_point(model: Any, checkpoint: Path | None,
+                 earlier: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, np.ndarray] | None]:
+    """(the epoch training starts after, the checkpoint's arrays): (0, None) without a checkpoint, else its
+    epoch, its state restored into `model`; `earlier` (the run's stored rows up to it) must hold exactly its
+    epochs. The arrays hold what a callback saved beside the model's state (its `extra_` entries)."""
     saved = load_checkpoint(checkpoint) if checkpoint is not None else None
     if saved is None:
         if earlier:
             raise ValueError(f"{len(earlier)} earlier epoch row(s) given without a checkpoint to resume from")
-        return 0
+        return 0, None
     start = restore_checkpoint(model, saved)
     if [int(r["epoch"]) for r in earlier] != list(range(1, start + 1)):
         raise ValueError(f"the checkpoint is after epoch {start}, the earlier rows are epochs "
                          f"{[int(r['epoch']) for r in earlier]}")
-    return start
+    return start, saved
 
 
 def checkpoint_callback(path: Path, extra: Callable[[], Mapping[str, Any]] | None = None) -> Any:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 from shared import datasets, reports
 from shared.entities import EpochRow, JobStatus, RunInfo
-from worker.experiments.keras_common import CHECKPOINT_FILE, ExperimentResult, load_checkpoint, merge_params
+from worker.experiments.keras_common import CHECKPOINT_FILE, ExperimentResult, checkpoint_epoch, merge_params
 from worker.kinds.base import JobContext, JobFailed, JobKind, Option, Plan, RunContext, RunSpec
 
 MAX_EPOCHS = 10_000
@@ -90,8 +90,7 @@ class KerasKind(JobKind):
         """Where the run starts: after its checkpoint's epoch (rows past it dropped, they are trained again), or
         from its first epoch (rows of an earlier attempt dropped) when there is no usable checkpoint."""
         checkpoint = ctx.run_dir / CHECKPOINT_FILE
-        saved = load_checkpoint(checkpoint)
-        epoch = int(saved["epoch"]) if saved is not None else 0
+        epoch = checkpoint_epoch(checkpoint)
         ctx.store.truncate_epochs(ctx.run.run_id, epoch)
         rows = [r.to_dict() for r in ctx.store.epochs(ctx.job.job_id, ctx.run.run_id)]
         if [r["epoch"] for r in rows] != list(range(1, epoch + 1)):  # a row is missing: start again
