@@ -80,17 +80,17 @@ def fetch(store: Store, settings: Settings, job_id: str, dest: Path, *,
             raise UnsafePath(f"refused artifact {art.path!r}: it is missing or not a regular file in {base}")
         pairs.append((src, safe_join(dest, art.path), art.sha256))
     _check_shapes(dest, [target for _, target, _ in pairs])
+    matching = {target for _, target, sha in pairs if target.is_file() and sha256_of(target) == sha}  # hashed once
     if not force:
-        differing = [target for _, target, sha in pairs
-                     if target.exists() and (not target.is_file() or sha256_of(target) != sha)]
+        differing = [target for _, target, _ in pairs if target.exists() and target not in matching]
         if differing:
             shown = ", ".join(str(t) for t in differing[:5]) + (f" and {len(differing) - 5} more"
                                                                  if len(differing) > 5 else "")
             raise WouldOverwrite(f"{len(differing)} file(s) in {dest} differ from the job's artifacts and would be "
                                  f"replaced: {shown}; use --force to replace them, or another --dest")
     copied, same = [], []
-    for src, target, sha in pairs:
-        if target.is_file() and not target.is_symlink() and sha256_of(target) == sha:
+    for src, target, _ in pairs:
+        if target in matching and not target.is_symlink():
             same.append(target)
             continue
         confined(dest, target)  # again right before writing: the folder may have changed meanwhile
