@@ -123,7 +123,7 @@ def notes(status: JobStatus, local: bool = False) -> list[str]:
     pending = kind.pending_epochs(status)
     if pending:
         out.append(f"the total includes {pending} epoch{'' if pending == 1 else 's'} of runs to come"
-                   f"{' (the final retrain)' if status.kind == 'sweep' else ''}")
+                   + (f" ({kind.pending_runs})" if kind.pending_runs else ""))
     for r in status.runs:
         if r.lost:
             out.append(f"{r.name}: worker presumed lost (no heartbeat from {r.worker} for {r.heartbeat_age_s or 0:.0f} "

@@ -242,6 +242,8 @@ class JobKind:
         starts), so that progress totals count every run of the job from the start."""
         return 0
 
+    pending_runs: str = ""  # what the runs of `pending_epochs` are, for the progress note (e.g. "the final retrain")
+
     def pending_epoch_cost(self, job: JobStatus) -> float:
         """How long one of the pending epochs takes against an epoch of the existing runs (for the ETA)."""
         return 1.0

@@ -303,6 +303,8 @@ class Sweep(JobKind):
                 f"its test accuracy: {result['test_accuracy']:.2%} after a retrain on all "
                 f"{datasets.N_TRAIN + datasets.N_VAL:,} images"]
 
+    pending_runs = "the final retrain"
+
     def pending_epoch_cost(self, job: JobStatus) -> float:
         """The retrain's epoch passes over all 60,000 images, a run's over its training images and then the
         10,000 validation images once (about a third of a training pass: forward only)."""
