@@ -591,6 +591,10 @@ def test_an_interrupted_keras_job_reports_the_runs_it_has():
     assert "| sgd-none | succeeded | 3/3 | 70.00% (epoch 2) |" in text  # its kept (best) epoch
     assert "| sgd-l2 | interrupted | 1/3 | 55.00% (epoch 1) |" in text
     assert "| sgd-dropout | interrupted | 0/3 | — |" in text
+    tie = replace(epoch_row(2, "sgd-l2", 2, 0.55), val_loss=0.05)  # as accurate as epoch 1, a lower loss: kept
+    tied = HUMAN_MACHINE.report(job_status("human-machine", state="interrupted", params={"params": {"epochs": 3}},
+                                           runs=runs), [*rows, tie])
+    assert "| sgd-l2 | interrupted | 1/3 | 55.00% (epoch 2) |" in tied
     confusion = CONFUSION.report(job_status("confusion", state="cancelled", params={"params": {}}, runs=runs[:1]),
                                  rows[:3])
     assert "| sgd-none | succeeded | 3/3 | 65.00% (epoch 3) |" in confusion  # its last epoch

@@ -26,6 +26,12 @@ class Resume:
     earlier: list[dict]
 
 
+def _kept_order(row: EpochRow) -> tuple[float, float]:
+    """The order in which a run keeps an epoch: higher validation accuracy, then lower validation loss (the
+    human-machine runs' rule), then the earlier epoch (`max` keeps the first of equals)."""
+    return row.val_accuracy, -(row.val_loss if row.val_loss is not None else float("inf"))
+
+
 def epochs_deviation(epochs: int, homework: int) -> list[str]:
     """The phrase of `deviations` for a number of epochs other than the homework's; [] for the homework's."""
     return [] if epochs == homework else [f"{epochs} epoch{'s' if epochs != 1 else ''} instead of {homework}"]
@@ -147,7 +153,7 @@ class KerasKind(JobKind):
         table = []
         for run in job.runs:
             mine = [r for r in rows if r.run_id == run.run_id and r.val_accuracy is not None]
-            kept = max(mine, key=lambda r: r.val_accuracy) if best and mine else (mine[-1] if mine else None)
+            kept = (max(mine, key=_kept_order) if best else mine[-1]) if mine else None
             table.append([run.name, run.state, f"{run.epochs_done}/{run.epochs_total}",
                           "—" if kept is None else f"{kept.val_accuracy:.2%} (epoch {kept.epoch})"])
         which = "best epoch so far" if best else "last epoch"
